@@ -1,0 +1,20 @@
+//! skynet: a Rust core for the skynet Lua actor framework.
+//!
+//! The layout follows skynet's own: one concept a file (handles, queues, contexts,
+//! commands, timer, scheduler), native services under `cservice`, native Lua modules
+//! under `luaclib`.
+
+pub mod command;
+pub mod config;
+pub mod context;
+pub mod cservice;
+pub mod env;
+pub mod handle;
+pub mod harbor;
+pub mod logging;
+pub mod luaclib;
+pub mod message;
+pub mod mq;
+pub mod scheduler;
+pub mod start;
+pub mod timer;

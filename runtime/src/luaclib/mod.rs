@@ -1,0 +1,21 @@
+//! Native Lua modules, one file each, named after the module. Every snlua VM finds them
+//! in `package.preload`, so they win over any `.so` on `lua_cpath`.
+
+pub mod codecache;
+pub mod core;
+pub mod lua;
+pub mod profile;
+pub mod seri;
+
+use mlua::ffi::lua_State;
+
+/// Registers the built-in modules in `package.preload`.
+///
+/// # Safety
+/// `l` must be a valid Lua state with the package library open.
+pub unsafe fn preload_all(l: *mut lua_State) {
+    // SAFETY: forwarded.
+    unsafe {
+        lua::preload(l, c"skynet.core", core::open);
+    }
+}

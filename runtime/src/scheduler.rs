@@ -1,0 +1,184 @@
+//! Threads: the workers that dispatch services, the timer thread and the monitor that
+//! spots endless loops.
+//!
+//! Workers sleep on one condition variable when there is nothing to run. A send never
+//! wakes one (waking a thread costs far more than a message); the timer thread wakes one
+//! sleeper every 2.5 ms, and a busy worker finds new work itself after every batch. The
+//! node stops when no live service is left.
+
+use crate::context::{self, DispatchWatch};
+use crate::{logging, mq, timer};
+use parking_lot::{Condvar, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, LazyLock};
+use std::thread;
+use std::time::Duration;
+
+/// Weights of workers by index: a worker takes `queue length >> weight` messages of a
+/// service per turn (-1: one message).
+const WEIGHTS: [i32; 32] = [
+    -1, -1, -1, -1, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3,
+    3, 3,
+];
+
+struct Sleepers {
+    count: Mutex<usize>,
+    cond: Condvar,
+}
+
+static SLEEPERS: LazyLock<Sleepers> = LazyLock::new(|| Sleepers {
+    count: Mutex::new(0),
+    cond: Condvar::new(),
+});
+static QUIT: AtomicBool = AtomicBool::new(false);
+static WORKERS: AtomicU32 = AtomicU32::new(0);
+static SIGHUP: AtomicBool = AtomicBool::new(false);
+
+/// Wakes one sleeping worker if at least `busy_needed` workers are asleep.
+pub fn wakeup(min_sleeping: usize) {
+    let count = SLEEPERS.count.lock();
+    if *count >= min_sleeping && *count > 0 {
+        SLEEPERS.cond.notify_one();
+    }
+}
+
+/// Wakes one worker only when all of them sleep (what the socket thread does).
+pub fn wakeup_if_all_sleep() {
+    wakeup(WORKERS.load(Ordering::Relaxed) as usize);
+}
+
+/// One worker's record for endless-loop detection.
+#[derive(Default)]
+struct Monitor {
+    version: AtomicU32,
+    checked: AtomicU32,
+    source: AtomicU32,
+    dest: AtomicU32,
+}
+
+impl DispatchWatch for Monitor {
+    fn enter(&self, source: u32, dest: u32) {
+        self.source.store(source, Ordering::Relaxed);
+        self.dest.store(dest, Ordering::Relaxed);
+        self.version.fetch_add(1, Ordering::Release);
+    }
+    fn leave(&self) {
+        self.enter(0, 0);
+    }
+}
+
+impl Monitor {
+    fn check(&self) {
+        let version = self.version.load(Ordering::Acquire);
+        if version == self.checked.load(Ordering::Relaxed) {
+            let dest = self.dest.load(Ordering::Relaxed);
+            if dest != 0 {
+                if let Some(ctx) = crate::handle::grab(dest) {
+                    ctx.mark_endless();
+                }
+                let source = self.source.load(Ordering::Relaxed);
+                logging::error(
+                    0,
+                    format!(
+                        "error: A message from [ :{source:08x} ] to [ :{dest:08x} ] maybe in an endless loop (version = {version})"
+                    ),
+                );
+            }
+        } else {
+            self.checked.store(version, Ordering::Relaxed);
+        }
+    }
+}
+
+extern "C" fn on_sighup(_: libc::c_int) {
+    SIGHUP.store(true, Ordering::Relaxed);
+}
+
+/// Installs the process signal handlers (SIGHUP reopens the log; SIGPIPE ignored).
+pub fn install_signals() {
+    // SAFETY: `on_sighup` only stores to an atomic, which is async-signal-safe, and
+    // SIG_IGN for SIGPIPE is always valid.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+        libc::signal(libc::SIGHUP, on_sighup as *const () as libc::sighandler_t);
+    }
+}
+
+fn worker(monitor: Arc<Monitor>, weight: i32) {
+    let mut current = None;
+    while !QUIT.load(Ordering::Acquire) {
+        current = context::dispatch_batch(current, weight, &*monitor);
+        if current.is_none() {
+            let mut count = SLEEPERS.count.lock();
+            *count += 1;
+            // Recheck under the lock so a wakeup between the failed pop and the wait is
+            // not lost for long: the timer tick wakes a sleeper every 2.5 ms anyway.
+            if !QUIT.load(Ordering::Acquire) && mq::global_is_empty() {
+                SLEEPERS.cond.wait(&mut count);
+            }
+            *count -= 1;
+        }
+    }
+}
+
+fn timer_thread() {
+    while context::total() > 0 {
+        timer::update();
+        wakeup(1);
+        if SIGHUP.swap(false, Ordering::Relaxed) {
+            crate::cservice::logger::reopen_signal();
+        }
+        thread::sleep(Duration::from_micros(2500));
+    }
+    QUIT.store(true, Ordering::Release);
+    let _guard = SLEEPERS.count.lock();
+    SLEEPERS.cond.notify_all();
+}
+
+fn monitor_thread(monitors: Vec<Arc<Monitor>>) {
+    while context::total() > 0 {
+        for m in &monitors {
+            m.check();
+        }
+        for _ in 0..5 {
+            if context::total() == 0 {
+                return;
+            }
+            thread::sleep(Duration::from_secs(1));
+        }
+    }
+}
+
+/// Runs the node until every service is gone.
+pub fn run(threads: usize) {
+    WORKERS.store(threads as u32, Ordering::Relaxed);
+    let monitors: Vec<Arc<Monitor>> = (0..threads).map(|_| Arc::default()).collect();
+    let mut joins = Vec::new();
+    let ms = monitors.clone();
+    joins.push(
+        thread::Builder::new()
+            .name("monitor".into())
+            .spawn(move || monitor_thread(ms)),
+    );
+    joins.push(
+        thread::Builder::new()
+            .name("timer".into())
+            .spawn(timer_thread),
+    );
+    for (i, m) in monitors.into_iter().enumerate() {
+        let weight = WEIGHTS.get(i).copied().unwrap_or(0);
+        joins.push(
+            thread::Builder::new()
+                .name(format!("worker{i}"))
+                .spawn(move || worker(m, weight)),
+        );
+    }
+    for j in joins {
+        match j {
+            Ok(h) => {
+                let _ = h.join();
+            }
+            Err(e) => eprintln!("can't start thread: {e}"),
+        }
+    }
+}

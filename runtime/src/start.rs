@@ -1,0 +1,60 @@
+//! Booting a node: config -> env, the logger, the bootstrap service, then the threads
+//! until the last service is gone.
+
+use crate::{config, context, env, handle, logging, scheduler, timer};
+use std::process::ExitCode;
+
+const DEFAULT_THREADS: i64 = 8;
+
+/// Runs `skynet CONFIG`; returns the process exit status.
+pub fn start(config_path: &str) -> ExitCode {
+    let pairs = match config::load(config_path) {
+        Ok(p) => p,
+        Err(config::ConfigError(msg)) => {
+            eprintln!("{msg}");
+            return ExitCode::from(1);
+        }
+    };
+    for (k, v) in &pairs {
+        env::set(k, v);
+    }
+    let threads = env::get_int_or_init("thread", DEFAULT_THREADS);
+    if !(1..=1024).contains(&threads) {
+        eprintln!("Invalid thread {threads} , should be in [1,1024]");
+        return ExitCode::from(1);
+    }
+    let cpath = env::get_str_or_init("cpath", "./cservice/?.so");
+    if cpath.split(';').any(|p| !p.is_empty() && !p.contains('?')) {
+        eprintln!("Invalid C service path");
+        return ExitCode::from(1);
+    }
+    let harbor = env::get_int_or_init("harbor", 1);
+    let bootstrap = env::get_str_or_init("bootstrap", "snlua bootstrap");
+    let logservice = env::get_str_or_init("logservice", "logger");
+    let profile = env::get_bool_or_init("profile", true);
+    let logger_param = env::get("logger");
+
+    scheduler::install_signals();
+    logging::install_log_bridge();
+    handle::set_harbor(harbor as u32);
+    timer::init();
+    context::set_profile(profile);
+
+    let Some(logger) = context::launch(&logservice, logger_param.as_deref()) else {
+        eprintln!("Can't launch {logservice} service");
+        return ExitCode::from(1);
+    };
+    handle::bind_name(b"logger", logger);
+
+    let (module, args) = match bootstrap.split_once(' ') {
+        Some((m, a)) => (m, Some(a.trim_start())),
+        None => (bootstrap.as_str(), None),
+    };
+    if context::launch(module, args).is_none() {
+        logging::error(0, format!("Bootstrap error : {bootstrap}\n"));
+        context::dispatch_all(logger);
+        return ExitCode::from(1);
+    }
+    scheduler::run(threads as usize);
+    ExitCode::SUCCESS
+}
