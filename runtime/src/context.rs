@@ -349,6 +349,7 @@ pub trait DispatchWatch {
 
 fn dispatch_one(ctx: &Arc<Context>, msg: Message, watch: &dyn DispatchWatch) {
     watch.enter(msg.source, ctx.handle);
+    crate::memory::set_current(ctx.handle);
     let mut service = ctx.service.lock();
     if let Some(s) = service.as_mut() {
         if s.has_callback() {
@@ -368,6 +369,7 @@ fn dispatch_one(ctx: &Arc<Context>, msg: Message, watch: &dyn DispatchWatch) {
         }
     }
     drop(service);
+    crate::memory::set_current(0);
     watch.leave();
 }
 

@@ -13,6 +13,7 @@ pub mod handle;
 pub mod harbor;
 pub mod logging;
 pub mod luaclib;
+pub mod memory;
 pub mod message;
 pub mod mq;
 pub mod scheduler;

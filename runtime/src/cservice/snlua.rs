@@ -161,11 +161,11 @@ unsafe extern "C" fn allocate(
     }
     if nsize == 0 {
         // SAFETY: Lua frees only blocks this allocator returned.
-        unsafe { libc::free(p) };
+        unsafe { libmimalloc_sys::mi_free(p) };
         ptr::null_mut()
     } else {
         // SAFETY: `p` is null or a block from this allocator; realloc keeps the contents.
-        unsafe { libc::realloc(p, nsize) }
+        unsafe { libmimalloc_sys::mi_realloc(p, nsize) }
     }
 }
 

@@ -5,7 +5,9 @@
 //! (`lua_dump`, debug info kept): the first load of a file parses it, every later load in
 //! any service only undumps — the 1000th service of a script never parses its source.
 //! The cache sits behind `loadfile`, `dofile`, the Lua searcher of `require` and snlua's
-//! loader, like upstream's. Mode is per VM: `ON` (default) caches, `EXIST` only uses what
+//! loader, like upstream's. Chunks load in Lua 5.5's "fixed buffer" mode, so bytecode,
+//! line info and long strings are not copied into each VM but shared from the cached
+//! buffer; cached buffers are therefore never freed (`clear` only forgets them). Mode is per VM: `ON` (default) caches, `EXIST` only uses what
 //! is cached, `OFF` always reads the file; `clear()` forgets everything.
 
 use super::lua::{self, push_bytes};
@@ -13,9 +15,11 @@ use mlua::ffi::{self, lua_State};
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::ffi::{c_char, c_int, c_void, CString};
-use std::sync::{Arc, LazyLock};
+use std::sync::LazyLock;
 
-static CACHE: LazyLock<Mutex<HashMap<Vec<u8>, Arc<Vec<u8>>>>> = LazyLock::new(Default::default);
+/// File name -> bytecode. The buffers are leaked on purpose: VMs loaded in fixed mode
+/// point into them for as long as they live.
+static CACHE: LazyLock<Mutex<HashMap<Vec<u8>, &'static [u8]>>> = LazyLock::new(Default::default);
 
 const MODE_KEY: &std::ffi::CStr = c"skynet.codecache.mode";
 const MODES: [&str; 3] = ["ON", "EXIST", "OFF"];
@@ -57,6 +61,18 @@ unsafe extern "C-unwind" fn write_chunk(
     0
 }
 
+/// Moves `code` into a never-freed buffer aligned for the instruction and line arrays a
+/// fixed-mode load points into.
+fn leak_aligned(code: Vec<u8>) -> &'static [u8] {
+    let words = code.len().div_ceil(8);
+    let buf: &'static mut [u64] = Box::leak(vec![0u64; words].into_boxed_slice());
+    // SAFETY: `buf` owns `words * 8 >= code.len()` bytes; viewing u64s as bytes is always
+    // valid, and the leaked buffer lives for the rest of the process.
+    let bytes = unsafe { std::slice::from_raw_parts_mut(buf.as_mut_ptr() as *mut u8, code.len()) };
+    bytes.copy_from_slice(&code);
+    bytes
+}
+
 struct Chunk<'a> {
     bytes: &'a [u8],
     done: bool,
@@ -96,21 +112,22 @@ pub unsafe fn load_file_mode(l: *mut lua_State, name: &[u8], mode: Option<&[u8]>
         // SAFETY: both strings live across the call.
         return unsafe { ffi::luaL_loadfilex(l, cname.as_ptr(), mode_ptr) };
     }
-    let cached = CACHE.lock().get(name).cloned();
+    let cached = CACHE.lock().get(name).copied();
     if let Some(code) = cached {
         let mut chunk = Chunk {
-            bytes: &code,
+            bytes: code,
             done: false,
         };
         let chunkname = [b"=".as_slice(), name, b"\0"].concat();
-        // SAFETY: `chunk` and `chunkname` outlive the call; lua_load copies what it needs.
+        // SAFETY: `chunk` and `chunkname` outlive the call; in fixed mode ("B") the VM
+        // keeps pointers into `code`, which is leaked and so lives as long as any VM.
         return unsafe {
             ffi::lua_load(
                 l,
                 read_chunk,
                 &mut chunk as *mut Chunk as *mut c_void,
                 chunkname.as_ptr() as *const c_char,
-                c"b".as_ptr(),
+                c"B".as_ptr(),
             )
         };
     }
@@ -125,7 +142,7 @@ pub unsafe fn load_file_mode(l: *mut lua_State, name: &[u8], mode: Option<&[u8]>
             CACHE
                 .lock()
                 .entry(name.to_vec())
-                .or_insert_with(|| Arc::new(code));
+                .or_insert_with(|| leak_aligned(code));
         }
     }
     status

@@ -4,6 +4,7 @@
 pub mod codecache;
 pub mod core;
 pub mod lua;
+pub mod memory;
 pub mod profile;
 pub mod seri;
 
@@ -17,5 +18,6 @@ pub unsafe fn preload_all(l: *mut lua_State) {
     // SAFETY: forwarded.
     unsafe {
         lua::preload(l, c"skynet.core", core::open);
+        lua::preload(l, c"skynet.memory", memory::open);
     }
 }

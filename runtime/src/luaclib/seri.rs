@@ -10,7 +10,7 @@
 //! and their iterators) runs under `lua_pcall`; its error value is re-raised untouched. The
 //! decoder reads from a borrowed slice and pushes values directly; the errors the Lua API
 //! itself may raise while it does so (a NaN table key, memory) cross only plain frames.
-//! The wire format is documented in `spec/seri.md`.
+//! The wire format is described in the project's `seri.md` spec.
 
 use crate::luaclib::lua::{push_bytes, raise, to_bytes};
 use crate::message::{payload_alloc, payload_free, payload_realloc};
@@ -185,7 +185,8 @@ impl Encoder {
     /// Encodes the value at absolute index `idx`, found at nesting level `depth`.
     ///
     /// # Safety
-    /// `idx` must be a valid absolute index and the stack must have room for one slot.
+    /// `idx` must be a valid absolute index. Scalars push nothing; tables reserve the
+    /// stack space they use.
     unsafe fn value(&mut self, idx: c_int, depth: u32) -> Result<(), PackError> {
         if depth > MAX_DEPTH {
             return Err(PackError::TooDeep);
@@ -328,8 +329,10 @@ impl Encoder {
 
         // SAFETY: starts a raw traversal with a nil key; room was reserved above.
         unsafe { ffi::lua_pushnil(l) };
-        // SAFETY: nothing on this path modifies the table, and keys are never converted
-        // in place, so `lua_next` always finds the key it returned last and does not raise.
+        // SAFETY: keys are never converted in place, so `lua_next` finds the key it
+        // returned last. Only a nested `__pairs` function mutating this table (undefined
+        // behaviour for Lua's `next` too) could make it raise, and the frames that error
+        // would cross own nothing with a destructor: the buffer would just leak.
         while unsafe { ffi::lua_next(l, idx) } != 0 {
             // SAFETY: `lua_next` pushed a key and a value; reading them cannot raise.
             let (top, skip) = unsafe {
@@ -432,7 +435,7 @@ pub unsafe fn pack_values(
     };
     let mut outcome = Ok(());
     for idx in first..=last {
-        // SAFETY: the caller guarantees the slot; a C function has LUA_MINSTACK free slots.
+        // SAFETY: the caller guarantees that the slot is valid.
         outcome = unsafe { enc.value(idx, 0) };
         if outcome.is_err() {
             break;
@@ -632,6 +635,7 @@ impl<'a> Decoder<'a> {
         // bytes, so nothing keeps borrowing `data` afterwards.
         match t & 7 {
             TYPE_NIL => unsafe { ffi::lua_pushnil(l) },
+            // SAFETY: see above.
             TYPE_BOOLEAN => unsafe { ffi::lua_pushboolean(l, c_int::from(cookie != 0)) },
             TYPE_NUMBER if cookie == NUMBER_REAL => {
                 let v = f64::from_le_bytes(self.fixed(AT_REAL)?);
@@ -1253,11 +1257,6 @@ end
             local function bad(h, remaining, line)
               local want = string.format('Invalid serialize stream %d (line:%d)', remaining, line)
               fails(want, unpack, hexstr(h))
-              -- the pointer form reads the same bytes
-              local s = hexstr(h)
-              local p, n = pack(s)
-              local s2 = peek(p, n)
-              trash(p)
             end
             bad('07', 0, 527)          -- type 7
             bad('ff 00 00', 2, 527)
@@ -1298,7 +1297,6 @@ end
             local good = packstring(1, 'abc', {1, {2}})
             for i = 1, #good - 1 do
               local ok = pcall(unpack, good:sub(1, i))
-              local tail = good:sub(1, i)
               -- prefixes ending at a top-level boundary are valid streams
               if i ~= 2 and i ~= 6 then assert(not ok, 'prefix ' .. i .. ' accepted') end
             end

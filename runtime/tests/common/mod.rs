@@ -1,0 +1,342 @@
+//! Shared harness for the integration tests: writes node configs into scratch
+//! directories, runs the `skynet` binary that cargo built for this test run (with a
+//! timeout, so a hung node fails the test instead of hanging `cargo test`), and offers
+//! assertions over exit status, stdout/stderr and the logger's file.
+//!
+//! Each integration-test binary compiles this module separately and uses a different
+//! subset of it, hence the `dead_code` allowance.
+#![allow(dead_code)]
+
+use std::fmt::Write as _;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// Last-resort limit for one node run. The Lua side has its own watchdog (30 s by
+/// default) that reports a readable failure first; this only catches nodes that never
+/// got as far as running the test service.
+pub const NODE_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The repository root (the workspace directory holding lualib/, service/, test/).
+pub fn repo_root() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest
+        .parent()
+        .expect("runtime/ has a parent directory")
+        .to_path_buf()
+}
+
+/// The binary cargo built for this test run.
+pub fn skynet_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_skynet"))
+}
+
+/// A fresh, empty scratch directory, unique per call even across parallel tests.
+pub fn scratch_dir(tag: &str) -> PathBuf {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+    let dir =
+        std::env::temp_dir().join(format!("skynet-tests-{}-{}-{}", std::process::id(), tag, n));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A Lua string literal for `s` (configs are Lua chunks).
+pub fn lua_str(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            // `$` would be taken for an environment variable by the config reader
+            '$' => out.push_str("\\36"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Which Lua library (lualib/ + service/ + loader) a node runs with.
+#[derive(Clone, Debug)]
+pub struct LuaLib {
+    /// Directory holding `lualib/` and `service/`.
+    pub root: PathBuf,
+}
+
+impl LuaLib {
+    /// This project's own library, unless `SKYNET_TEST_LUALIB` names another checkout
+    /// (a development aid: point the whole suite at upstream's Lua to check that a test
+    /// itself is right).
+    pub fn ours() -> LuaLib {
+        match std::env::var_os("SKYNET_TEST_LUALIB") {
+            Some(dir) if !dir.is_empty() => LuaLib {
+                root: PathBuf::from(dir),
+            },
+            _ => LuaLib { root: repo_root() },
+        }
+    }
+
+    /// Upstream's library, when `SKYNET_UPSTREAM` names a checkout.
+    pub fn upstream() -> Option<LuaLib> {
+        let dir = std::env::var_os("SKYNET_UPSTREAM")?;
+        if dir.is_empty() {
+            return None;
+        }
+        Some(LuaLib {
+            root: PathBuf::from(dir),
+        })
+    }
+}
+
+/// Everything that varies between node runs.
+#[derive(Clone, Debug)]
+pub struct NodeSpec {
+    /// The `start` service (a file in test/).
+    pub start: String,
+    pub threads: u32,
+    pub lib: LuaLib,
+    /// Extra config lines appended verbatim.
+    pub extra: Vec<String>,
+}
+
+impl NodeSpec {
+    pub fn new(start: &str) -> NodeSpec {
+        NodeSpec {
+            start: start.to_owned(),
+            threads: 4,
+            lib: LuaLib::ours(),
+            extra: Vec::new(),
+        }
+    }
+
+    pub fn threads(mut self, n: u32) -> NodeSpec {
+        self.threads = n;
+        self
+    }
+
+    pub fn lib(mut self, lib: LuaLib) -> NodeSpec {
+        self.lib = lib;
+        self
+    }
+
+    /// The config text. `log` is the logger's file.
+    pub fn config(&self, log: &Path) -> String {
+        let repo = repo_root();
+        let lib = &self.lib.root;
+        let test = repo.join("test");
+        let p = |base: &Path, rest: &str| format!("{}/{}", base.display(), rest);
+        let mut c = String::new();
+        let _ = writeln!(c, "root = {}", lua_str(&p(&repo, "")));
+        let _ = writeln!(c, "thread = {}", self.threads);
+        let _ = writeln!(c, "harbor = 0");
+        let _ = writeln!(c, "start = {}", lua_str(&self.start));
+        let _ = writeln!(c, "bootstrap = \"snlua bootstrap\"");
+        let _ = writeln!(
+            c,
+            "luaservice = {}",
+            lua_str(&format!(
+                "{};{}",
+                p(lib, "service/?.lua"),
+                p(&test, "?.lua")
+            ))
+        );
+        let _ = writeln!(c, "lualoader = {}", lua_str(&p(lib, "lualib/loader.lua")));
+        // test/ is on the module path too, for the shared helper module test/tester.lua
+        let _ = writeln!(
+            c,
+            "lua_path = {}",
+            lua_str(&format!(
+                "{};{};{}",
+                p(lib, "lualib/?.lua"),
+                p(lib, "lualib/?/init.lua"),
+                p(&test, "?.lua")
+            ))
+        );
+        let _ = writeln!(c, "snax = {}", lua_str(&p(&test, "?.lua")));
+        let _ = writeln!(c, "logger = {}", lua_str(&log.display().to_string()));
+        for line in &self.extra {
+            let _ = writeln!(c, "{line}");
+        }
+        c
+    }
+
+    /// Writes the config into a scratch directory and runs the node there.
+    pub fn run(&self) -> RunResult {
+        let dir = scratch_dir(&self.start);
+        let log = dir.join("node.log");
+        let config = dir.join("config.lua");
+        std::fs::write(&config, self.config(&log)).unwrap();
+        run_node(&dir, &[config.display().to_string()], &[], Some(log))
+    }
+}
+
+/// What one node run produced.
+#[derive(Debug)]
+pub struct RunResult {
+    /// None when the node was killed on timeout.
+    pub status: Option<ExitStatus>,
+    pub stdout: String,
+    pub stderr: String,
+    /// The logger's file (empty if absent).
+    pub log: String,
+    pub dir: PathBuf,
+}
+
+fn drain<R: Read + Send + 'static>(mut r: R) -> thread::JoinHandle<String> {
+    thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = r.read_to_end(&mut buf);
+        String::from_utf8_lossy(&buf).into_owned()
+    })
+}
+
+/// Runs the binary with `args` in `dir`, extra environment `env`, and collects its
+/// output; `log` is the logger file to read afterwards.
+pub fn run_node(
+    dir: &Path,
+    args: &[String],
+    env: &[(&str, &str)],
+    log: Option<PathBuf>,
+) -> RunResult {
+    let mut cmd = Command::new(skynet_bin());
+    cmd.args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let out = drain(child.stdout.take().unwrap());
+    let err = drain(child.stderr.take().unwrap());
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break Some(s);
+        }
+        if start.elapsed() > NODE_TIMEOUT {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        thread::sleep(Duration::from_millis(50));
+    };
+    let stdout = out.join().unwrap();
+    let stderr = err.join().unwrap();
+    let log = log
+        .and_then(|p| std::fs::read(p).ok())
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    RunResult {
+        status,
+        stdout,
+        stderr,
+        log,
+        dir: dir.to_path_buf(),
+    }
+}
+
+impl RunResult {
+    /// Everything, for failure messages.
+    pub fn dump(&self) -> String {
+        format!(
+            "status: {}\n--- stdout ---\n{}\n--- stderr ---\n{}\n--- log ({}) ---\n{}",
+            match self.status {
+                Some(s) => format!("{s}"),
+                None => format!("killed after {} s timeout", NODE_TIMEOUT.as_secs()),
+            },
+            self.stdout,
+            self.stderr,
+            self.dir.join("node.log").display(),
+            self.log
+        )
+    }
+
+    /// Log entries without the timestamp: `[:xxxxxxxx] text` (continuation lines of
+    /// multi-line entries are kept as they are).
+    pub fn log_entries(&self) -> Vec<&str> {
+        self.log
+            .lines()
+            .map(|l| match l.find("[:") {
+                Some(i) if i <= 24 => &l[i..],
+                _ => l,
+            })
+            .collect()
+    }
+
+    pub fn log_has(&self, needle: &str) -> bool {
+        self.log.contains(needle)
+    }
+
+    pub fn assert_log(&self, needle: &str) {
+        assert!(
+            self.log_has(needle),
+            "the log has no line containing {needle:?}\n{}",
+            self.dump()
+        );
+    }
+
+    pub fn assert_no_log(&self, needle: &str) {
+        assert!(
+            !self.log_has(needle),
+            "the log unexpectedly contains {needle:?}\n{}",
+            self.dump()
+        );
+    }
+
+    /// The log has an entry exactly equal to `entry` (timestamp stripped).
+    pub fn assert_log_entry(&self, entry: &str) {
+        assert!(
+            self.log_entries().contains(&entry),
+            "the log has no entry {entry:?}\n{}",
+            self.dump()
+        );
+    }
+
+    /// The lines of stdout starting with `TEST `.
+    pub fn result_lines(&self) -> Vec<&str> {
+        self.stdout
+            .lines()
+            .filter(|l| l.starts_with("TEST "))
+            .collect()
+    }
+
+    /// The node exited 0 and printed exactly one result line, `TEST PASS <name>`.
+    pub fn assert_pass(&self, name: &str) {
+        let expected = format!("TEST PASS {name}");
+        let lines = self.result_lines();
+        assert!(
+            lines == [expected.as_str()],
+            "expected exactly one result line {expected:?}, got {lines:?}\n{}",
+            self.dump()
+        );
+        self.assert_status(0);
+    }
+
+    pub fn assert_status(&self, code: i32) {
+        assert!(
+            self.status.and_then(|s| s.code()) == Some(code),
+            "expected exit status {code}\n{}",
+            self.dump()
+        );
+    }
+
+    /// Deletes the scratch directory (kept on failure, for inspection).
+    pub fn cleanup(self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Runs the Lua test service `test/<name>.lua` with our library and checks it passed.
+pub fn run_pass(spec: NodeSpec) -> RunResult {
+    let r = spec.run();
+    r.assert_pass(&spec.start);
+    r
+}

@@ -1,0 +1,72 @@
+//! Runs every Lua test service in test/ on a real node (the `skynet` binary built for
+//! this test run, with this project's lualib/service) and checks the result line, the
+//! exit status and the log lines each behaviour must produce.
+
+mod common;
+
+use common::{run_pass, NodeSpec};
+
+#[test]
+fn boot() {
+    let r = run_pass(NodeSpec::new("test_boot"));
+    let entries = r.log_entries();
+    let expected = [
+        "[:00000002] LAUNCH snlua bootstrap",
+        "[:00000003] LAUNCH snlua launcher",
+        "[:00000004] LAUNCH snlua cdummy",
+        "[:00000005] LAUNCH harbor 0 4",
+        "[:00000006] LAUNCH snlua datacenterd",
+        "[:00000007] LAUNCH snlua service_mgr",
+        "[:00000008] LAUNCH snlua test_boot",
+    ];
+    let mut last = 0;
+    for e in expected {
+        let pos = entries.iter().position(|l| *l == e);
+        match pos {
+            Some(p) if p >= last => last = p,
+            _ => panic!("boot entry {e:?} missing or out of order\n{}", r.dump()),
+        }
+    }
+    // bootstrap exits once the start service is up
+    r.assert_log_entry("[:00000002] KILL self");
+    r.cleanup();
+}
+
+#[test]
+fn call() {
+    let r = run_pass(NodeSpec::new("test_call"));
+    // the handler error is logged with its message
+    r.assert_log("boom");
+    r.cleanup();
+}
+
+#[test]
+fn response() {
+    let r = run_pass(NodeSpec::new("test_response"));
+    r.assert_log("Maybe forgot response session");
+    r.cleanup();
+}
+
+#[test]
+fn timeout() {
+    let r = run_pass(NodeSpec::new("test_timeout"));
+    r.assert_log("timeout boom");
+    r.cleanup();
+}
+
+#[test]
+fn sleep_wakeup_wait() {
+    run_pass(NodeSpec::new("test_sleep")).cleanup();
+}
+
+#[test]
+fn fork() {
+    let r = run_pass(NodeSpec::new("test_fork"));
+    r.assert_log("fork boom");
+    r.cleanup();
+}
+
+#[test]
+fn queue() {
+    run_pass(NodeSpec::new("test_queue")).cleanup();
+}
