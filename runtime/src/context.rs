@@ -23,6 +23,10 @@ pub trait Service: Send {
     }
 }
 
+/// A native service's init failed (upstream logs `launch <module> FAILED`).
+#[derive(Debug)]
+pub struct InitFailed;
+
 /// The signal hook of a module (`SIGNAL addr n`); runs on the sender's thread.
 pub type SignalHook = Box<dyn Fn(i32) + Send + Sync>;
 
@@ -192,7 +196,7 @@ pub fn launch(module: &str, param: Option<&str>) -> Option<u32> {
             logging::error(handle, format!("LAUNCH {} {}", module, param.unwrap_or("")));
             Some(handle)
         }
-        Err(()) => {
+        Err(InitFailed) => {
             logging::error(ctx.handle, format!("error: launch {module} FAILED"));
             if let Some(ctx) = handle::retire(ctx.handle) {
                 ctx.release();
@@ -243,7 +247,7 @@ pub fn send(
     body: Body,
 ) -> Result<i32, SendError> {
     let (data, size) = match body {
-        Body::Copy(b) if b.is_empty() => (Payload::NULL, 0),
+        Body::Copy([]) => (Payload::NULL, 0),
         Body::Copy(b) => (Payload::copy_of(b), b.len()),
         Body::Owned(p, sz) => (p, sz),
     };

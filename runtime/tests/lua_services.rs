@@ -70,3 +70,56 @@ fn fork() {
 fn queue() {
     run_pass(NodeSpec::new("test_queue")).cleanup();
 }
+
+#[test]
+fn dead_calls() {
+    run_pass(NodeSpec::new("test_deadcall")).cleanup();
+}
+
+#[test]
+fn kill_and_exit() {
+    let r = run_pass(NodeSpec::new("test_kill"));
+    // the service launched 3rd by the test exits by itself
+    r.assert_log_entry("[:0000000b] KILL self");
+    r.cleanup();
+}
+
+#[test]
+fn overload_warning() {
+    let r = run_pass(NodeSpec::new("test_overload"));
+    let line = r
+        .log_entries()
+        .into_iter()
+        .find(|l| l.contains("error: May overload, message queue length = "))
+        .unwrap_or_else(|| panic!("no overload warning\n{}", r.dump()));
+    // from the slave (handle 9), with a length past the 1024 threshold
+    assert!(line.starts_with("[:00000009] "), "{line}\n{}", r.dump());
+    let n: usize = line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(n > 1024, "{line}");
+    r.cleanup();
+}
+
+#[test]
+fn endless_loop_and_signal() {
+    let r = run_pass(NodeSpec::new("test_endless"));
+    for slave in ["00000009", "0000000a"] {
+        let needle = format!("] to [ :{slave} ] maybe in an endless loop (version = ");
+        assert!(
+            r.log_entries().iter().any(|l| l
+                .starts_with("[:00000000] error: A message from [ :00000008 ]")
+                && l.contains(&needle)),
+            "no endless-loop report for :{slave}\n{}",
+            r.dump()
+        );
+        r.assert_log_entry(&format!("[:{slave}] recv a signal 0"));
+    }
+    r.assert_log("signal 0");
+    r.cleanup();
+}
+
+#[test]
+fn memlimit() {
+    let r = run_pass(NodeSpec::new("test_memlimit"));
+    r.assert_log_entry("[:00000009] Set memory limit to 4.00 M");
+    r.cleanup();
+}

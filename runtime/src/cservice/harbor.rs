@@ -7,7 +7,7 @@
 //! the multi-node protocol; in a single node every remote handle is unreachable and its
 //! messages bounce with PTYPE_ERROR.
 
-use crate::context::{self, Context, Service};
+use crate::context::{self, Context, InitFailed, Service};
 use crate::harbor::{self, Remote, Target};
 use crate::message::{Message, Payload, PTYPE_ERROR, PTYPE_HARBOR, PTYPE_SYSTEM, PTYPE_TEXT};
 use crate::{handle, logging};
@@ -28,7 +28,7 @@ pub struct Harbor {
     waiting: HashMap<Vec<u8>, Vec<Pending>>,
 }
 
-pub fn create(ctx: &Arc<Context>, param: Option<&str>) -> Result<Box<dyn Service>, ()> {
+pub fn create(ctx: &Arc<Context>, param: Option<&str>) -> Result<Box<dyn Service>, InitFailed> {
     let mut words = param.unwrap_or("").split_whitespace();
     let id = words
         .next()
@@ -39,7 +39,7 @@ pub fn create(ctx: &Arc<Context>, param: Option<&str>) -> Result<Box<dyn Service
         .and_then(|w| w.parse::<u32>().ok())
         .unwrap_or(0);
     if slave == 0 {
-        return Err(());
+        return Err(InitFailed);
     }
     ctx.reserve();
     harbor::start(ctx.handle);

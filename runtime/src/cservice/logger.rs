@@ -2,7 +2,7 @@
 //! `[:source] text`, to stdout, or to a file with a local-time stamp in front. SIGHUP
 //! (a PTYPE_SYSTEM message from the core) reopens the file for log rotation.
 
-use crate::context::{self, Context, Service};
+use crate::context::{self, Context, InitFailed, Service};
 use crate::handle;
 use crate::message::{Message, Payload, PTYPE_SYSTEM, PTYPE_TEXT};
 use crate::timer;
@@ -23,14 +23,14 @@ fn open(path: &str) -> io::Result<File> {
     OpenOptions::new().append(true).create(true).open(path)
 }
 
-pub fn create(_ctx: &Arc<Context>, param: Option<&str>) -> Result<Box<dyn Service>, ()> {
+pub fn create(_ctx: &Arc<Context>, param: Option<&str>) -> Result<Box<dyn Service>, InitFailed> {
     let sink = match param {
         Some(path) if !path.is_empty() => match open(path) {
             Ok(file) => Sink::File {
                 path: path.to_owned(),
                 file,
             },
-            Err(_) => return Err(()),
+            Err(_) => return Err(InitFailed),
         },
         _ => Sink::Stdout,
     };

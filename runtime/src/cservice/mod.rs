@@ -4,11 +4,11 @@ pub mod harbor;
 pub mod logger;
 pub mod snlua;
 
-use crate::context::{Context, Service};
+use crate::context::{Context, InitFailed, Service};
 use std::sync::Arc;
 
 /// Creates and initialises an instance for `ctx` with the launch parameter.
-pub type Create = fn(&Arc<Context>, Option<&str>) -> Result<Box<dyn Service>, ()>;
+pub type Create = fn(&Arc<Context>, Option<&str>) -> Result<Box<dyn Service>, InitFailed>;
 
 pub fn find(module: &str) -> Option<Create> {
     match module {

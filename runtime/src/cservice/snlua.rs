@@ -10,7 +10,7 @@
 //! the allocator's accounting (`memlimit`, memory warnings), the installed callback, and
 //! the signal trap that breaks an endless loop.
 
-use crate::context::{Context, Service};
+use crate::context::{Context, InitFailed, Service};
 use crate::luaclib::{self, lua};
 use crate::message::{Message, Payload, PTYPE_TEXT};
 use crate::{command, context, env, logging};
@@ -62,7 +62,10 @@ impl Shared {
     }
 
     /// Records `l` as the running thread, hooking it when a trap is pending.
-    pub fn switch_to(&self, l: *mut lua_State) {
+    ///
+    /// # Safety
+    /// `l` must be a live thread of this VM, running on the calling thread.
+    pub unsafe fn switch_to(&self, l: *mut lua_State) {
         self.active.store(l, Ordering::Release);
         if self.trap.load(Ordering::Acquire) != 0 {
             // SAFETY: `l` is a live thread of this VM, running on this thread.
@@ -195,7 +198,7 @@ pub struct Snlua {
 // how every skynet service runs.
 unsafe impl Send for Snlua {}
 
-pub fn create(ctx: &Arc<Context>, param: Option<&str>) -> Result<Box<dyn Service>, ()> {
+pub fn create(ctx: &Arc<Context>, param: Option<&str>) -> Result<Box<dyn Service>, InitFailed> {
     let shared = Arc::new(Shared {
         handle: ctx.handle,
         ctx: Arc::as_ptr(ctx),
@@ -214,7 +217,7 @@ pub fn create(ctx: &Arc<Context>, param: Option<&str>) -> Result<Box<dyn Service
     let l =
         unsafe { ffi::lua_newstate(allocate, Arc::as_ptr(&shared) as *mut c_void, hash_seed()) };
     if l.is_null() {
-        return Err(());
+        return Err(InitFailed);
     }
     let hooked = shared.clone();
     ctx.set_signal_hook(Box::new(move |sig| hooked.signal(sig)));

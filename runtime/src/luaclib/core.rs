@@ -12,11 +12,14 @@ use crate::cservice::snlua;
 use crate::message::{self, Payload, PTYPE_TAG_ALLOCSESSION, PTYPE_TAG_DONTCOPY};
 use crate::{handle, logging, timer};
 use mlua::ffi::{self, lua_State};
-use std::ffi::{c_int, c_void, CStr};
+use std::ffi::{c_int, CStr};
 use std::sync::atomic::Ordering;
 
 /// The message handler for callbacks and the loader: a string error becomes a
 /// traceback; anything else becomes `(no error message)`.
+///
+/// # Safety
+/// Called by Lua only (a `lua_CFunction`).
 pub unsafe extern "C-unwind" fn traceback(l: *mut lua_State) -> c_int {
     // SAFETY: called by Lua as a message handler with the error at index 1.
     unsafe {
@@ -414,6 +417,9 @@ const PLAIN: &[(&CStr, lua::CFunction)] = &[
 ];
 
 /// `require "skynet.core"`.
+///
+/// # Safety
+/// Called by Lua only (a `lua_CFunction`).
 pub unsafe extern "C-unwind" fn open(l: *mut lua_State) -> c_int {
     // SAFETY: stack work on a live VM; the error raises with nothing owned.
     unsafe {
@@ -427,7 +433,7 @@ pub unsafe extern "C-unwind" fn open(l: *mut lua_State) -> c_int {
         let ctx = ffi::lua_touserdata(l, -1);
         ffi::lua_pop(l, 1);
         for (name, f) in FUNCS {
-            ffi::lua_pushlightuserdata(l, ctx as *mut c_void);
+            ffi::lua_pushlightuserdata(l, ctx);
             ffi::lua_pushcclosure(l, *f, 1);
             ffi::lua_setfield(l, -2, name.as_ptr());
         }

@@ -116,6 +116,9 @@ unsafe extern "C-unwind" fn profactive(l: *mut lua_State) -> c_int {
 }
 
 /// `require "skynet.memory"`.
+///
+/// # Safety
+/// Called by Lua only (a `lua_CFunction`).
 pub unsafe extern "C-unwind" fn open(l: *mut lua_State) -> c_int {
     // SAFETY: stack work on a live VM.
     unsafe {
