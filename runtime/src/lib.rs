@@ -8,6 +8,7 @@ pub mod command;
 pub mod config;
 pub mod context;
 pub mod cservice;
+pub mod daemon;
 pub mod env;
 pub mod handle;
 pub mod harbor;

@@ -1,7 +1,7 @@
 //! Booting a node: config -> env, the logger, the bootstrap service, then the threads
 //! until the last service is gone.
 
-use crate::{config, context, env, handle, logging, scheduler, timer};
+use crate::{config, context, daemon, env, handle, logging, scheduler, timer};
 use std::process::ExitCode;
 
 const DEFAULT_THREADS: i64 = 8;
@@ -34,6 +34,17 @@ pub fn start(config_path: &str) -> ExitCode {
     let profile = env::get_bool_or_init("profile", true);
     let logger_param = env::get("logger");
 
+    let pidfile = env::get("daemon");
+    let _pid_lock = match &pidfile {
+        Some(p) => match daemon::init(p) {
+            Ok(lock) => Some(lock),
+            Err(msg) => {
+                eprintln!("{msg}");
+                return ExitCode::from(1);
+            }
+        },
+        None => None,
+    };
     scheduler::install_signals();
     logging::install_log_bridge();
     handle::set_harbor(harbor as u32);
@@ -56,5 +67,8 @@ pub fn start(config_path: &str) -> ExitCode {
         return ExitCode::from(1);
     }
     scheduler::run(threads as usize);
+    if let Some(p) = &pidfile {
+        daemon::exit(p);
+    }
     ExitCode::SUCCESS
 }
