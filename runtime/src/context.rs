@@ -185,8 +185,14 @@ pub fn launch(module: &str, param: Option<&str>) -> Option<u32> {
             return None;
         }
     };
+    let Some(ctx) = handle::register(|h| Arc::new(Context::new(h))) else {
+        logging::error(
+            0,
+            format!("error: launch {module} FAILED: no free service handle"),
+        );
+        return None;
+    };
     TOTAL.fetch_add(1, Ordering::AcqRel);
-    let ctx = handle::register(|h| Arc::new(Context::new(h)));
     match create(&ctx, param) {
         Ok(service) => {
             *ctx.service.lock() = Some(service);

@@ -70,7 +70,10 @@ pub fn init(pidfile: &str) -> Result<File, String> {
     // SAFETY: called before any thread exists; daemon(1, 1) keeps the working directory
     // and the descriptors, which are redirected below.
     if unsafe { libc::daemon(1, 1) } != 0 {
-        return Err(format!("Can't daemonize: {}", std::io::Error::last_os_error()));
+        return Err(format!(
+            "Can't daemonize: {}",
+            std::io::Error::last_os_error()
+        ));
     }
     let f = write_pid(pidfile)?;
     redirect_to_null()?;

@@ -47,8 +47,9 @@ pub fn is_remote(handle: u32) -> bool {
     h != harbor_bits() && h != 0
 }
 
-/// Allocates a handle and registers the context `build` makes for it.
-pub fn register(build: impl FnOnce(u32) -> Arc<Context>) -> Arc<Context> {
+/// Allocates a handle and registers the context `build` makes for it; None when all
+/// 0xFFFFFF local ids are in use.
+pub fn register(build: impl FnOnce(u32) -> Arc<Context>) -> Option<Arc<Context>> {
     let mut t = TABLE.write();
     loop {
         let size = t.slots.len() as u32;
@@ -63,23 +64,28 @@ pub fn register(build: impl FnOnce(u32) -> Arc<Context>) -> Arc<Context> {
                 let ctx = build(handle);
                 t.slots[slot] = Some(ctx.clone());
                 t.next_index = index + 1;
-                return ctx;
+                return Some(ctx);
             }
             index += 1;
         }
-        grow(&mut t);
+        if !grow(&mut t) {
+            return None;
+        }
     }
 }
 
-fn grow(t: &mut Table) {
+fn grow(t: &mut Table) -> bool {
     let size = t.slots.len() * 2;
-    assert!(size <= (HANDLE_MASK as usize) + 1, "too many services");
+    if size > (HANDLE_MASK as usize) + 1 {
+        return false;
+    }
     let mut slots = vec![None; size];
     for ctx in t.slots.drain(..).flatten() {
         let slot = (ctx.handle & (size as u32 - 1)) as usize;
         slots[slot] = Some(ctx);
     }
     t.slots = slots;
+    true
 }
 
 /// The live context behind `handle`, if any.

@@ -79,8 +79,16 @@ fn dead_calls() {
 #[test]
 fn kill_and_exit() {
     let r = run_pass(NodeSpec::new("test_kill"));
-    // the service launched 3rd by the test exits by itself
-    r.assert_log_entry("[:0000000b] KILL self");
+    // the third slave exits by itself, the fourth kills itself by handle
+    let slaves = r.launched_n("snlua test_kill slave", 4);
+    r.assert_log_entry(&format!("[:{}] KILL self", slaves[2]));
+    let d = u32::from_str_radix(&slaves[3], 16).unwrap();
+    r.assert_log_entry(&format!("[:{}] KILL :{d:x}", slaves[3]));
+    // the first two are killed by the test service (handle 8)
+    for s in &slaves[..2] {
+        let h = u32::from_str_radix(s, 16).unwrap();
+        r.assert_log_entry(&format!("[:00000008] KILL :{h:x}"));
+    }
     r.cleanup();
 }
 
@@ -92,8 +100,13 @@ fn overload_warning() {
         .into_iter()
         .find(|l| l.contains("error: May overload, message queue length = "))
         .unwrap_or_else(|| panic!("no overload warning\n{}", r.dump()));
-    // from the slave (handle 9), with a length past the 1024 threshold
-    assert!(line.starts_with("[:00000009] "), "{line}\n{}", r.dump());
+    // from the slave, with a length past the 1024 threshold
+    let slave = &r.launched_n("snlua test_overload slave", 1)[0];
+    assert!(
+        line.starts_with(&format!("[:{slave}] ")),
+        "{line}\n{}",
+        r.dump()
+    );
     let n: usize = line.rsplit(' ').next().unwrap().parse().unwrap();
     assert!(n > 1024, "{line}");
     r.cleanup();
@@ -102,7 +115,7 @@ fn overload_warning() {
 #[test]
 fn endless_loop_and_signal() {
     let r = run_pass(NodeSpec::new("test_endless"));
-    for slave in ["00000009", "0000000a"] {
+    for slave in r.launched_n("snlua test_endless slave", 2) {
         let needle = format!("] to [ :{slave} ] maybe in an endless loop (version = ");
         assert!(
             r.log_entries().iter().any(|l| l
@@ -120,6 +133,7 @@ fn endless_loop_and_signal() {
 #[test]
 fn memlimit() {
     let r = run_pass(NodeSpec::new("test_memlimit"));
-    r.assert_log_entry("[:00000009] Set memory limit to 4.00 M");
+    let slave = &r.launched_n("snlua test_memlimit slave", 1)[0];
+    r.assert_log_entry(&format!("[:{slave}] Set memory limit to 4.00 M"));
     r.cleanup();
 }

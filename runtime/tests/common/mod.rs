@@ -271,6 +271,28 @@ impl RunResult {
             .collect()
     }
 
+    /// The handles (8 lowercase hex digits) of services logged as
+    /// `LAUNCH <cmdline>`, in launch order.
+    pub fn launched(&self, cmdline: &str) -> Vec<String> {
+        let suffix = format!("] LAUNCH {cmdline}");
+        self.log_entries()
+            .into_iter()
+            .filter(|e| e.starts_with("[:") && e.len() == 10 + suffix.len() && e.ends_with(&suffix))
+            .map(|e| e[2..10].to_owned())
+            .collect()
+    }
+
+    /// Like `launched`, requiring exactly `n` such services.
+    pub fn launched_n(&self, cmdline: &str, n: usize) -> Vec<String> {
+        let v = self.launched(cmdline);
+        assert!(
+            v.len() == n,
+            "expected {n} services launched as {cmdline:?}, found {v:?}\n{}",
+            self.dump()
+        );
+        v
+    }
+
     pub fn log_has(&self, needle: &str) -> bool {
         self.log.contains(needle)
     }
