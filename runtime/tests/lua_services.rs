@@ -137,3 +137,45 @@ fn memlimit() {
     r.assert_log_entry(&format!("[:{slave}] Set memory limit to 4.00 M"));
     r.cleanup();
 }
+
+#[test]
+fn names() {
+    let r = run_pass(NodeSpec::new("test_names"));
+    r.assert_log_entry("[:00000008] error: Can't register global name cglobal in C");
+    r.cleanup();
+}
+
+#[test]
+fn datacenter() {
+    run_pass(NodeSpec::new("test_datacenter")).cleanup();
+}
+
+#[test]
+fn uniqueservice() {
+    let r = run_pass(NodeSpec::new("test_uniqueservice"));
+    // the unique instances are launched by service_mgr's launcher call
+    r.launched_n("snlua svc_echo first", 1);
+    r.launched_n("snlua test_uniqueservice target", 1);
+    r.cleanup();
+}
+
+#[test]
+fn snax() {
+    let r = run_pass(NodeSpec::new("test_snax"));
+    // both snax services run in snaxd
+    r.launched_n("snlua snaxd snax_counter", 2);
+    r.cleanup();
+}
+
+#[test]
+fn serializer_round_trips() {
+    run_pass(NodeSpec::new("test_serialize")).cleanup();
+}
+
+#[test]
+fn bad_input() {
+    let r = run_pass(NodeSpec::new("test_badinput"));
+    r.assert_log("svc_failing start boom");
+    r.assert_log("Invalid serialize stream");
+    r.cleanup();
+}

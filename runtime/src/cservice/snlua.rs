@@ -37,6 +37,9 @@ pub struct Shared {
     pub forward: AtomicBool,
     /// The Lua thread running now, where a trap hook must go.
     active: AtomicPtr<lua_State>,
+    /// Coroutines being profiled (`skynet.profile.start` without `stop` yet); a
+    /// coroutine collected while profiled keeps it above zero, which is only slower.
+    pub profiling: AtomicUsize,
     /// 0 no trap, 1 being installed, -1 installed and pending.
     trap: AtomicI32,
     /// Guards `alive` so a signal never hooks a closed VM.
@@ -209,6 +212,7 @@ pub fn create(ctx: &Arc<Context>, param: Option<&str>) -> Result<Box<dyn Service
         previous_callback: AtomicBool::new(false),
         forward: AtomicBool::new(false),
         active: AtomicPtr::new(ptr::null_mut()),
+        profiling: AtomicUsize::new(0),
         trap: AtomicI32::new(0),
         alive: Mutex::new(true),
     });

@@ -12,6 +12,7 @@ use super::lua::{self, raise};
 use crate::cservice::snlua;
 use mlua::ffi::{self, lua_State};
 use std::ffi::{c_int, c_void};
+use std::sync::atomic::Ordering;
 
 /// Per-thread CPU clock in seconds.
 fn thread_clock() -> f64 {
@@ -78,6 +79,7 @@ unsafe extern "C-unwind" fn start(l: *mut lua_State) -> c_int {
         }
         set_table(l, TOTAL, 1, Some(0.0));
         set_table(l, START, 1, Some(thread_clock()));
+        snlua::shared(l).profiling.fetch_add(1, Ordering::Relaxed);
     }
     0
 }
@@ -92,6 +94,10 @@ unsafe extern "C-unwind" fn stop(l: *mut lua_State) -> c_int {
         let total = table_number(l, TOTAL, 1).unwrap_or(0.0) + (thread_clock() - begin);
         set_table(l, START, 1, None);
         set_table(l, TOTAL, 1, None);
+        let _ =
+            snlua::shared(l)
+                .profiling
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
         ffi::lua_pushnumber(l, total);
     }
     1
@@ -135,6 +141,10 @@ unsafe fn timed_resume(l: *mut lua_State, co_index: c_int, narg: c_int) -> c_int
     // SAFETY: stack work on a live VM; the coroutine stays referenced at `co_index`.
     unsafe {
         let co = ffi::lua_tothread(l, co_index);
+        // Most services never profile: skip the two table lookups per resume then.
+        if snlua::shared(l).profiling.load(Ordering::Relaxed) == 0 {
+            return aux_resume(l, co, narg);
+        }
         if table_number(l, START, co_index).is_some() {
             set_table(l, START, co_index, Some(thread_clock()));
         }
