@@ -268,6 +268,18 @@ pub fn send(
         );
         return Err(SendError::TooLarge);
     }
+    // An unknown local name fails before a session is taken, as upstream.
+    let dest = match dest {
+        Destination::Handle(h) => Ok(h),
+        Destination::Name(name) => match name.first() {
+            Some(b':') => Ok(parse_hex(&name[1..]).unwrap_or(0)),
+            Some(b'.') => match handle::find_name(&name[1..]) {
+                0 => return Err(SendError::NoDestination),
+                h => Ok(h),
+            },
+            _ => Err(name),
+        },
+    };
     let session = if ptype & PTYPE_TAG_ALLOCSESSION != 0 {
         ctx.new_session()
     } else {
@@ -276,18 +288,11 @@ pub fn send(
     let source = if source == 0 { ctx.handle } else { source };
     let ptype = (ptype & 0xff) as u8;
     let dest = match dest {
-        Destination::Handle(h) => h,
-        Destination::Name(name) => match name.first() {
-            Some(b':') => parse_hex(&name[1..]).unwrap_or(0),
-            Some(b'.') => match handle::find_name(&name[1..]) {
-                0 => return Err(SendError::NoDestination),
-                h => h,
-            },
-            _ => {
-                harbor::send_name(name, source, ptype, session, data, size);
-                return Ok(session);
-            }
-        },
+        Ok(h) => h,
+        Err(global_name) => {
+            harbor::send_name(global_name, source, ptype, session, data, size);
+            return Ok(session);
+        }
     };
     if dest == 0 {
         if !data.is_null() {

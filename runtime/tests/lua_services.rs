@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{run_pass, NodeSpec};
+use common::{run_pass, LuaLib, NodeSpec};
 
 #[test]
 fn boot() {
@@ -56,19 +56,19 @@ fn timeout() {
 
 #[test]
 fn sleep_wakeup_wait() {
-    run_pass(NodeSpec::new("test_sleep")).cleanup();
+    run_pass(NodeSpec::new("test_sleep").threads(2)).cleanup();
 }
 
 #[test]
 fn fork() {
-    let r = run_pass(NodeSpec::new("test_fork"));
+    let r = run_pass(NodeSpec::new("test_fork").threads(2));
     r.assert_log("fork boom");
     r.cleanup();
 }
 
 #[test]
 fn queue() {
-    run_pass(NodeSpec::new("test_queue")).cleanup();
+    run_pass(NodeSpec::new("test_queue").threads(2)).cleanup();
 }
 
 #[test]
@@ -169,7 +169,7 @@ fn snax() {
 
 #[test]
 fn serializer_round_trips() {
-    run_pass(NodeSpec::new("test_serialize")).cleanup();
+    run_pass(NodeSpec::new("test_serialize").threads(2)).cleanup();
 }
 
 #[test]
@@ -178,4 +178,63 @@ fn bad_input() {
     r.assert_log("svc_failing start boom");
     r.assert_log("Invalid serialize stream");
     r.cleanup();
+}
+
+/// Every test service in test/ has a test above (helpers are named svc_*, snax_* and
+/// tester.lua), so none is silently left out.
+#[test]
+fn every_test_service_is_run() {
+    let me = include_str!("lua_services.rs");
+    let dir = common::repo_root().join("test");
+    let mut missing = Vec::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        if let Some(stem) = name
+            .strip_prefix("test_")
+            .and_then(|n| n.strip_suffix(".lua"))
+        {
+            // test_env runs from tests/config.rs
+            if stem != "env" && !me.contains(&format!("\"test_{stem}\"")) {
+                missing.push(name);
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "test services without a test: {missing:?}"
+    );
+}
+
+/// With `SKYNET_UPSTREAM` pointing at an upstream skynet checkout, a selection of the
+/// same test services also runs on upstream's lualib/service: evidence that the tests
+/// check skynet's behaviour rather than quirks of our Lua library.
+#[test]
+fn same_tests_pass_on_upstream_lualib() {
+    let Some(lib) = LuaLib::upstream() else {
+        eprintln!("SKYNET_UPSTREAM is not set: skipping the upstream-lualib runs");
+        return;
+    };
+    let tests = [
+        "test_call",
+        "test_response",
+        "test_deadcall",
+        "test_kill",
+        "test_serialize",
+        "test_snax",
+        "test_datacenter",
+    ];
+    std::thread::scope(|s| {
+        let handles: Vec<_> = tests
+            .iter()
+            .map(|t| {
+                let spec = NodeSpec::new(t).lib(lib.clone());
+                s.spawn(move || run_pass(spec).cleanup())
+            })
+            .collect();
+        for h in handles {
+            if let Err(e) = h.join() {
+                std::panic::resume_unwind(e);
+            }
+        }
+    });
 }

@@ -20,6 +20,9 @@ use std::time::{Duration, Instant};
 /// got as far as running the test service.
 pub const NODE_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// An environment variable every node run sees unset.
+pub const UNSET_VAR: &str = "SKYNET_TEST_SURELY_UNSET_VAR";
+
 /// The repository root (the workspace directory holding lualib/, service/, test/).
 pub fn repo_root() -> PathBuf {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -101,8 +104,14 @@ pub struct NodeSpec {
     pub start: String,
     pub threads: u32,
     pub lib: LuaLib,
+    /// Config keys of the standard set to leave out (to see the core's defaults).
+    pub omit: Vec<&'static str>,
     /// Extra config lines appended verbatim.
     pub extra: Vec<String>,
+    /// Extra files written into the scratch directory (path relative to it, content).
+    pub files: Vec<(String, String)>,
+    /// Extra environment variables for the node process.
+    pub env: Vec<(String, String)>,
 }
 
 impl NodeSpec {
@@ -111,7 +120,10 @@ impl NodeSpec {
             start: start.to_owned(),
             threads: 4,
             lib: LuaLib::ours(),
+            omit: Vec::new(),
             extra: Vec::new(),
+            files: Vec::new(),
+            env: Vec::new(),
         }
     }
 
@@ -125,54 +137,91 @@ impl NodeSpec {
         self
     }
 
+    pub fn omit(mut self, key: &'static str) -> NodeSpec {
+        self.omit.push(key);
+        self
+    }
+
+    pub fn line(mut self, line: &str) -> NodeSpec {
+        self.extra.push(line.to_owned());
+        self
+    }
+
+    pub fn file(mut self, path: &str, content: &str) -> NodeSpec {
+        self.files.push((path.to_owned(), content.to_owned()));
+        self
+    }
+
+    pub fn env(mut self, key: &str, value: &str) -> NodeSpec {
+        self.env.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
     /// The config text. `log` is the logger's file.
     pub fn config(&self, log: &Path) -> String {
         let repo = repo_root();
         let lib = &self.lib.root;
         let test = repo.join("test");
         let p = |base: &Path, rest: &str| format!("{}/{}", base.display(), rest);
+        let lines = [
+            ("root", lua_str(&p(&repo, ""))),
+            ("thread", self.threads.to_string()),
+            ("harbor", "0".to_owned()),
+            ("start", lua_str(&self.start)),
+            ("bootstrap", lua_str("snlua bootstrap")),
+            (
+                "luaservice",
+                lua_str(&format!(
+                    "{};{}",
+                    p(lib, "service/?.lua"),
+                    p(&test, "?.lua")
+                )),
+            ),
+            ("lualoader", lua_str(&p(lib, "lualib/loader.lua"))),
+            // test/ is on the module path too, for the shared helper test/tester.lua
+            (
+                "lua_path",
+                lua_str(&format!(
+                    "{};{};{}",
+                    p(lib, "lualib/?.lua"),
+                    p(lib, "lualib/?/init.lua"),
+                    p(&test, "?.lua")
+                )),
+            ),
+            ("snax", lua_str(&p(&test, "?.lua"))),
+            ("logger", lua_str(&log.display().to_string())),
+        ];
         let mut c = String::new();
-        let _ = writeln!(c, "root = {}", lua_str(&p(&repo, "")));
-        let _ = writeln!(c, "thread = {}", self.threads);
-        let _ = writeln!(c, "harbor = 0");
-        let _ = writeln!(c, "start = {}", lua_str(&self.start));
-        let _ = writeln!(c, "bootstrap = \"snlua bootstrap\"");
-        let _ = writeln!(
-            c,
-            "luaservice = {}",
-            lua_str(&format!(
-                "{};{}",
-                p(lib, "service/?.lua"),
-                p(&test, "?.lua")
-            ))
-        );
-        let _ = writeln!(c, "lualoader = {}", lua_str(&p(lib, "lualib/loader.lua")));
-        // test/ is on the module path too, for the shared helper module test/tester.lua
-        let _ = writeln!(
-            c,
-            "lua_path = {}",
-            lua_str(&format!(
-                "{};{};{}",
-                p(lib, "lualib/?.lua"),
-                p(lib, "lualib/?/init.lua"),
-                p(&test, "?.lua")
-            ))
-        );
-        let _ = writeln!(c, "snax = {}", lua_str(&p(&test, "?.lua")));
-        let _ = writeln!(c, "logger = {}", lua_str(&log.display().to_string()));
+        for (key, value) in lines {
+            if !self.omit.contains(&key) {
+                let _ = writeln!(c, "{key} = {value}");
+            }
+        }
         for line in &self.extra {
             let _ = writeln!(c, "{line}");
         }
         c
     }
 
-    /// Writes the config into a scratch directory and runs the node there.
+    /// Writes the config (as `config.lua`) and the extra files into a scratch directory
+    /// and runs the node there with the config's relative path as its argument.
     pub fn run(&self) -> RunResult {
         let dir = scratch_dir(&self.start);
         let log = dir.join("node.log");
-        let config = dir.join("config.lua");
-        std::fs::write(&config, self.config(&log)).unwrap();
-        run_node(&dir, &[config.display().to_string()], &[], Some(log))
+        std::fs::write(dir.join("config.lua"), self.config(&log)).unwrap();
+        for (path, content) in &self.files {
+            let full = dir.join(path);
+            if let Some(parent) = full.parent() {
+                std::fs::create_dir_all(parent).unwrap();
+            }
+            std::fs::write(full, content).unwrap();
+        }
+        let env: Vec<(&str, &str)> = self
+            .env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        run_node(&dir, &["config.lua".to_owned()], &env, Some(log))
     }
 }
 
@@ -210,6 +259,8 @@ pub fn run_node(
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+    // guaranteed unset, for the `$VAR` error test
+    cmd.env_remove(UNSET_VAR);
     for (k, v) in env {
         cmd.env(k, v);
     }
