@@ -35,8 +35,9 @@ fn boot() {
 #[test]
 fn call() {
     let r = run_pass(NodeSpec::new("test_call"));
-    // the handler error is logged with its message
-    r.assert_log("boom");
+    // the handler error is logged by the core with its message
+    let slave = &r.launched_n("snlua test_call slave", 1)[0];
+    r.assert_lua_error(Some(slave), "boom");
     r.cleanup();
 }
 
@@ -50,7 +51,7 @@ fn response() {
 #[test]
 fn timeout() {
     let r = run_pass(NodeSpec::new("test_timeout"));
-    r.assert_log("timeout boom");
+    r.assert_lua_error(Some("00000008"), "timeout boom");
     r.cleanup();
 }
 
@@ -62,7 +63,7 @@ fn sleep_wakeup_wait() {
 #[test]
 fn fork() {
     let r = run_pass(NodeSpec::new("test_fork").threads(2));
-    r.assert_log("fork boom");
+    r.assert_lua_error(Some("00000008"), "fork boom");
     r.cleanup();
 }
 
@@ -115,7 +116,8 @@ fn overload_warning() {
 #[test]
 fn endless_loop_and_signal() {
     let r = run_pass(NodeSpec::new("test_endless"));
-    for slave in r.launched_n("snlua test_endless slave", 2) {
+    let slaves = r.launched_n("snlua test_endless slave", 2);
+    for slave in &slaves {
         let needle = format!("] to [ :{slave} ] maybe in an endless loop (version = ");
         assert!(
             r.log_entries().iter().any(|l| l
@@ -126,7 +128,8 @@ fn endless_loop_and_signal() {
         );
         r.assert_log_entry(&format!("[:{slave}] recv a signal 0"));
     }
-    r.assert_log("signal 0");
+    // the second slave does not catch the error: the core logs it
+    r.assert_lua_error(Some(&slaves[1]), "signal 0");
     r.cleanup();
 }
 
@@ -176,7 +179,9 @@ fn serializer_round_trips() {
 fn bad_input() {
     let r = run_pass(NodeSpec::new("test_badinput"));
     r.assert_log("svc_failing start boom");
-    r.assert_log("Invalid serialize stream");
+    // the malformed message fails in the slave's dispatch and is logged by the core
+    let slave = &r.launched_n("snlua test_badinput slave", 1)[0];
+    r.assert_lua_error(Some(slave), "Invalid serialize stream");
     r.cleanup();
 }
 

@@ -373,6 +373,25 @@ impl RunResult {
         );
     }
 
+    /// A Lua error escaped a message handler of `service` (8 hex digits; any service if
+    /// None) and the core logged it as `lua call [...] error : ...<needle>...`.
+    pub fn assert_lua_error(&self, service: Option<&str>, needle: &str) {
+        let prefix = service.map(|s| format!("[:{s}] lua call ["));
+        let found = self.log_entries().iter().any(|e| {
+            e.contains(needle)
+                && match &prefix {
+                    Some(p) => e.starts_with(p.as_str()),
+                    None => e.contains("] lua call ["),
+                }
+                && e.contains("] error : ")
+        });
+        assert!(
+            found,
+            "no `lua call ... error` entry from {service:?} containing {needle:?}\n{}",
+            self.dump()
+        );
+    }
+
     /// The lines of stdout starting with `TEST `.
     pub fn result_lines(&self) -> Vec<&str> {
         self.stdout
