@@ -18,5 +18,7 @@ pub mod memory;
 pub mod message;
 pub mod mq;
 pub mod scheduler;
+pub mod socket;
+pub mod socket_message;
 pub mod start;
 pub mod timer;

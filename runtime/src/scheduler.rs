@@ -130,6 +130,7 @@ fn timer_thread() {
         }
         thread::sleep(Duration::from_micros(2500));
     }
+    crate::socket::exit();
     QUIT.store(true, Ordering::Release);
     let _guard = SLEEPERS.count.lock();
     SLEEPERS.cond.notify_all();

@@ -1,7 +1,7 @@
 //! Booting a node: config -> env, the logger, the bootstrap service, then the threads
 //! until the last service is gone.
 
-use crate::{config, context, daemon, env, handle, logging, scheduler, timer};
+use crate::{config, context, daemon, env, handle, logging, scheduler, socket, timer};
 use std::process::ExitCode;
 
 const DEFAULT_THREADS: i64 = 8;
@@ -66,7 +66,15 @@ pub fn start(config_path: &str) -> ExitCode {
         context::dispatch_all(logger);
         return ExitCode::from(1);
     }
+    let socket_thread = match socket::start() {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("Can't start the socket server: {e}");
+            return ExitCode::from(1);
+        }
+    };
     scheduler::run(threads as usize);
+    let _ = socket_thread.join();
     if let Some(p) = &pidfile {
         daemon::exit(p);
     }

@@ -3,10 +3,13 @@
 
 pub mod codecache;
 pub mod core;
+pub mod crypt;
 pub mod lua;
 pub mod memory;
+pub mod netpack;
 pub mod profile;
 pub mod seri;
+pub mod socketdriver;
 
 use mlua::ffi::lua_State;
 
@@ -19,5 +22,8 @@ pub unsafe fn preload_all(l: *mut lua_State) {
     unsafe {
         lua::preload(l, c"skynet.core", core::open);
         lua::preload(l, c"skynet.memory", memory::open);
+        lua::preload(l, c"skynet.netpack", netpack::open);
+        lua::preload(l, c"skynet.crypt", crypt::open);
+        lua::preload(l, c"skynet.socketdriver", socketdriver::open);
     }
 }

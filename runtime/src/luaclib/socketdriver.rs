@@ -1,0 +1,644 @@
+//! `skynet.socketdriver`: the socket API of a service (listen, connect, start, send ...),
+//! the decoder of PTYPE_SOCKET messages, and the receive buffer helpers
+//! `skynet.socket` builds its reads on.
+//!
+//! A receive buffer is a full userdata holding a queue of DATA payloads; `push` takes a
+//! payload over, the pops copy bytes out into Lua strings and free payloads as they
+//! empty. The `pool` argument upstream uses for its free list is accepted and checked
+//! but not needed here.
+
+use super::lua::{self, push_bytes, raise, to_bytes, type_name};
+use crate::context::Context;
+use crate::message::{self, Payload};
+use crate::socket::{self, Priority, SendBuffer};
+use crate::socket_message;
+use mlua::ffi::{self, lua_State};
+use std::collections::VecDeque;
+use std::ffi::{c_int, c_void, CStr};
+
+const BACKLOG: i32 = 32;
+const BUFFER_META: &CStr = c"skynet.socketdriver.buffer";
+
+/// Buffered DATA payloads of one connection.
+#[derive(Default)]
+struct RecvBuffer {
+    chunks: VecDeque<(Payload, usize)>,
+    /// Bytes of the front chunk already consumed.
+    offset: usize,
+    size: usize,
+}
+
+impl RecvBuffer {
+    fn chunk(&self, i: usize) -> &[u8] {
+        let (p, len) = &self.chunks[i];
+        if p.is_null() {
+            return &[];
+        }
+        // SAFETY: a pushed payload owns `len` bytes until it is dropped.
+        unsafe { std::slice::from_raw_parts(p.as_ptr(), *len) }
+    }
+
+    /// Removes `n` bytes (n <= size) from the front, appending them to `out`.
+    fn take(&mut self, mut n: usize, out: &mut Vec<u8>) {
+        self.size -= n;
+        while n > 0 {
+            let front = &self.chunk(0)[self.offset..];
+            let k = front.len().min(n);
+            out.extend_from_slice(&front[..k]);
+            n -= k;
+            self.offset += k;
+            if self.offset == self.chunks[0].1 {
+                self.chunks.pop_front();
+                self.offset = 0;
+            }
+        }
+    }
+
+    /// Byte index (from the front) where `sep` starts, if it is buffered.
+    fn find(&self, sep: &[u8]) -> Option<usize> {
+        if sep.is_empty() || self.size < sep.len() {
+            return None;
+        }
+        let mut flat = Vec::with_capacity(self.size);
+        for i in 0..self.chunks.len() {
+            let c = self.chunk(i);
+            flat.extend_from_slice(if i == 0 { &c[self.offset..] } else { c });
+        }
+        flat.windows(sep.len()).position(|w| w == sep)
+    }
+
+    fn clear(&mut self) {
+        self.chunks.clear();
+        self.offset = 0;
+        self.size = 0;
+    }
+}
+
+unsafe fn context<'a>(l: *mut lua_State) -> &'a Context {
+    // SAFETY: `open` sets upvalue 1 of the functions that need it to the service's
+    // Context, which outlives its VM.
+    unsafe { &*(ffi::lua_touserdata(l, ffi::lua_upvalueindex(1)) as *const Context) }
+}
+
+/// The buffer at `idx`, or the error with upstream's text.
+unsafe fn buffer<'a>(l: *mut lua_State, idx: c_int, message: &str) -> &'a mut RecvBuffer {
+    // SAFETY: luaL_testudata checks the metatable, so the block holds a RecvBuffer.
+    unsafe {
+        let p = ffi::luaL_testudata(l, idx, BUFFER_META.as_ptr()) as *mut RecvBuffer;
+        if p.is_null() {
+            raise(l, message.to_owned());
+        }
+        &mut *p
+    }
+}
+
+unsafe extern "C-unwind" fn buffer_gc(l: *mut lua_State) -> c_int {
+    // SAFETY: __gc of a RecvBuffer userdata, run once by Lua.
+    unsafe {
+        let p = ffi::lua_touserdata(l, 1) as *mut RecvBuffer;
+        if !p.is_null() {
+            std::ptr::drop_in_place(p);
+        }
+    }
+    0
+}
+
+unsafe extern "C-unwind" fn new_buffer(l: *mut lua_State) -> c_int {
+    // SAFETY: the userdata block is sized and aligned for RecvBuffer and initialised
+    // before Lua can see it; __gc drops it.
+    unsafe {
+        let p = ffi::lua_newuserdatauv(l, std::mem::size_of::<RecvBuffer>(), 0) as *mut RecvBuffer;
+        p.write(RecvBuffer::default());
+        if ffi::luaL_newmetatable(l, BUFFER_META.as_ptr()) != 0 {
+            ffi::lua_pushcfunction(l, buffer_gc);
+            ffi::lua_setfield(l, -2, c"__gc".as_ptr());
+        }
+        ffi::lua_setmetatable(l, -2);
+    }
+    1
+}
+
+unsafe extern "C-unwind" fn push(l: *mut lua_State) -> c_int {
+    // SAFETY: checks raise before ownership of the payload is taken.
+    unsafe {
+        let b = buffer(l, 1, "need buffer object at param 1");
+        ffi::luaL_checktype(l, 2, ffi::LUA_TTABLE);
+        let p = ffi::lua_touserdata(l, 3) as *mut u8;
+        if p.is_null() {
+            raise(l, "need message block at param 3".to_owned());
+        }
+        let sz = ffi::luaL_checkinteger(l, 4).max(0) as usize;
+        b.chunks.push_back((Payload::from_raw(p), sz));
+        b.size += sz;
+        ffi::lua_pushinteger(l, b.size as ffi::lua_Integer);
+    }
+    1
+}
+
+unsafe extern "C-unwind" fn pop(l: *mut lua_State) -> c_int {
+    // SAFETY: checks raise before anything is owned; the Vec is dropped before return.
+    unsafe {
+        let b = buffer(l, 1, "Need buffer object at param 1");
+        let sz = ffi::luaL_checkinteger(l, 3);
+        if sz <= 0 || b.size < sz as usize {
+            ffi::lua_pushnil(l);
+        } else {
+            let mut out = Vec::with_capacity(sz as usize);
+            b.take(sz as usize, &mut out);
+            push_bytes(l, &out);
+        }
+        ffi::lua_pushinteger(l, b.size as ffi::lua_Integer);
+    }
+    2
+}
+
+unsafe extern "C-unwind" fn readall(l: *mut lua_State) -> c_int {
+    // SAFETY: as pop.
+    unsafe {
+        let b = buffer(l, 1, "Need buffer object at param 1");
+        let mut out = Vec::with_capacity(b.size);
+        b.take(b.size, &mut out);
+        push_bytes(l, &out);
+    }
+    1
+}
+
+unsafe extern "C-unwind" fn readline(l: *mut lua_State) -> c_int {
+    // SAFETY: as pop.
+    unsafe {
+        let b = buffer(l, 1, "Need buffer object at param 1");
+        let check_only = ffi::lua_type(l, 2) != ffi::LUA_TTABLE;
+        let sep = lua::check_bytes(l, 3);
+        let Some(at) = b.find(sep) else { return 0 };
+        if check_only {
+            ffi::lua_pushboolean(l, 1);
+            return 1;
+        }
+        let mut out = Vec::with_capacity(at + sep.len());
+        b.take(at + sep.len(), &mut out);
+        push_bytes(l, &out[..at]);
+    }
+    1
+}
+
+unsafe extern "C-unwind" fn clear(l: *mut lua_State) -> c_int {
+    // SAFETY: as pop.
+    unsafe {
+        if ffi::lua_isnoneornil(l, 1) != 0 {
+            return 0;
+        }
+        buffer(l, 1, "Need buffer object at param 1").clear();
+    }
+    0
+}
+
+unsafe extern "C-unwind" fn drop_data(l: *mut lua_State) -> c_int {
+    // SAFETY: the pointer is a DATA/UDP payload the caller owns and gives up here.
+    unsafe {
+        let p = ffi::lua_touserdata(l, 1) as *mut u8;
+        ffi::luaL_checkinteger(l, 2);
+        message::payload_free(p);
+    }
+    0
+}
+
+unsafe extern "C-unwind" fn str2p(l: *mut lua_State) -> c_int {
+    // SAFETY: the new payload goes to Lua as a light userdata the caller owns.
+    unsafe {
+        let s = lua::check_bytes(l, 1);
+        let p = message::payload_from(s);
+        ffi::lua_pushlightuserdata(l, p as *mut c_void);
+        ffi::lua_pushinteger(l, s.len() as ffi::lua_Integer);
+    }
+    2
+}
+
+unsafe extern "C-unwind" fn header(l: *mut lua_State) -> c_int {
+    // SAFETY: stack reads; the error owns only its message.
+    unsafe {
+        let s = lua::check_bytes(l, 1);
+        if s.is_empty() || s.len() > 4 {
+            let shown = String::from_utf8_lossy(s).into_owned();
+            raise(l, format!("Invalid read {shown}"));
+        }
+        let v = s.iter().fold(0u32, |acc, b| (acc << 8) | *b as u32);
+        ffi::lua_pushinteger(l, v as ffi::lua_Integer);
+    }
+    1
+}
+
+unsafe extern "C-unwind" fn unpack(l: *mut lua_State) -> c_int {
+    // SAFETY: the argument is a PTYPE_SOCKET payload of `sz` bytes (the dispatch
+    // contract of the "socket" protocol).
+    unsafe {
+        let p = ffi::lua_touserdata(l, 1) as *const u8;
+        let sz = ffi::luaL_checkinteger(l, 2).max(0) as usize;
+        if p.is_null() {
+            return 0;
+        }
+        socket_message::push_unpacked(l, std::slice::from_raw_parts(p, sz))
+    }
+}
+
+/// Host and port from `(addr [, port])` at `idx`, or raises.
+unsafe fn address(l: *mut lua_State, idx: c_int) -> (String, u16) {
+    // SAFETY: stack reads; errors raise after the owned values are dropped.
+    unsafe {
+        let addr = String::from_utf8_lossy(lua::check_bytes(l, idx)).into_owned();
+        if ffi::lua_isnoneornil(l, idx + 1) != 0 {
+            match socket::parse_address(&addr) {
+                Ok(hp) => hp,
+                Err(e) => {
+                    let msg = e.to_string();
+                    drop(addr);
+                    raise(l, msg)
+                }
+            }
+        } else {
+            let port = ffi::luaL_optinteger(l, idx + 1, 0) as u16;
+            (addr, port)
+        }
+    }
+}
+
+unsafe extern "C-unwind" fn connect(l: *mut lua_State) -> c_int {
+    // SAFETY: argument checks raise before the host string matters; it is dropped
+    // before the one raise after it.
+    unsafe {
+        let (host, port) = address(l, 1);
+        if port == 0 {
+            drop(host);
+            raise(l, "Invalid port".to_owned());
+        }
+        let id = if host.len() >= 232 {
+            crate::logging::error(
+                context(l).handle,
+                format!("socket-server error: Invalid addr {host}."),
+            );
+            -1
+        } else {
+            socket::connect(context(l).handle, &host, port)
+        };
+        ffi::lua_pushinteger(l, id as ffi::lua_Integer);
+    }
+    1
+}
+
+unsafe extern "C-unwind" fn listen(l: *mut lua_State) -> c_int {
+    // SAFETY: as connect.
+    unsafe {
+        let (host, port) = address(l, 1);
+        let backlog = ffi::luaL_optinteger(l, 3, BACKLOG as ffi::lua_Integer) as i32;
+        let result = socket::listen(context(l).handle, &host, port, backlog);
+        drop(host);
+        match result {
+            Ok(id) => ffi::lua_pushinteger(l, id as ffi::lua_Integer),
+            Err(_) => raise(l, "Listen error".to_owned()),
+        }
+    }
+    1
+}
+
+unsafe fn id_arg(l: *mut lua_State) -> i32 {
+    // SAFETY: luaL_checkinteger raises on a bad argument.
+    unsafe { ffi::luaL_checkinteger(l, 1) as i32 }
+}
+
+unsafe extern "C-unwind" fn close(l: *mut lua_State) -> c_int {
+    // SAFETY: argument check, then a queued request.
+    unsafe { socket::close(context(l).handle, id_arg(l)) };
+    0
+}
+
+unsafe extern "C-unwind" fn shutdown(l: *mut lua_State) -> c_int {
+    // SAFETY: as close.
+    unsafe { socket::shutdown(context(l).handle, id_arg(l)) };
+    0
+}
+
+unsafe extern "C-unwind" fn start(l: *mut lua_State) -> c_int {
+    // SAFETY: as close.
+    unsafe { socket::start_socket(context(l).handle, id_arg(l)) };
+    0
+}
+
+unsafe extern "C-unwind" fn pause(l: *mut lua_State) -> c_int {
+    // SAFETY: as close.
+    unsafe { socket::pause(id_arg(l)) };
+    0
+}
+
+unsafe extern "C-unwind" fn nodelay(l: *mut lua_State) -> c_int {
+    // SAFETY: as close.
+    unsafe { socket::nodelay(id_arg(l)) };
+    0
+}
+
+unsafe extern "C-unwind" fn bind(l: *mut lua_State) -> c_int {
+    // SAFETY: argument check, then a queued request.
+    unsafe {
+        let fd = ffi::luaL_checkinteger(l, 1) as i32;
+        let id = socket::bind(context(l).handle, fd);
+        ffi::lua_pushinteger(l, id as ffi::lua_Integer);
+    }
+    1
+}
+
+/// The send buffer forms of §3.3 at `idx`.
+unsafe fn send_buffer(l: *mut lua_State, idx: c_int) -> SendBuffer {
+    // SAFETY: argument checks raise before anything is owned, except the table form,
+    // whose strings are all checked before the Vec is built.
+    unsafe {
+        match ffi::lua_type(l, idx) {
+            ffi::LUA_TSTRING => SendBuffer::Bytes(to_bytes(l, idx).unwrap_or(b"").to_vec()),
+            ffi::LUA_TLIGHTUSERDATA => {
+                let p = ffi::lua_touserdata(l, idx) as *mut u8;
+                let sz = ffi::luaL_checkinteger(l, idx + 1);
+                if sz < 0 {
+                    raise(l, "Invalid size of user object".to_owned());
+                }
+                SendBuffer::Payload(Payload::from_raw(p), sz as usize)
+            }
+            ffi::LUA_TUSERDATA => {
+                let p = ffi::lua_touserdata(l, idx) as *const u8;
+                let raw = ffi::lua_rawlen(l, idx) as ffi::lua_Integer;
+                let sz = ffi::luaL_optinteger(l, idx + 1, raw).clamp(0, raw) as usize;
+                SendBuffer::Bytes(std::slice::from_raw_parts(p, sz).to_vec())
+            }
+            ffi::LUA_TTABLE => {
+                let mut n = 1;
+                while ffi::lua_geti(l, idx, n) != ffi::LUA_TNIL {
+                    ffi::luaL_checklstring(l, -1, std::ptr::null_mut());
+                    ffi::lua_pop(l, 1);
+                    n += 1;
+                }
+                ffi::lua_pop(l, 1);
+                let mut out = Vec::new();
+                for i in 1..n {
+                    ffi::lua_geti(l, idx, i);
+                    out.extend_from_slice(to_bytes(l, -1).unwrap_or(b""));
+                    ffi::lua_pop(l, 1);
+                }
+                SendBuffer::Bytes(out)
+            }
+            _ => {
+                let t = type_name(l, idx);
+                raise(l, format!("invalid param {t}"))
+            }
+        }
+    }
+}
+
+unsafe fn send_with(l: *mut lua_State, priority: Priority) -> c_int {
+    // SAFETY: see send_buffer.
+    unsafe {
+        let id = id_arg(l);
+        let buf = send_buffer(l, 2);
+        ffi::lua_pushboolean(l, socket::send(id, buf, priority) as c_int);
+    }
+    1
+}
+
+unsafe extern "C-unwind" fn send(l: *mut lua_State) -> c_int {
+    // SAFETY: forwarded.
+    unsafe { send_with(l, Priority::High) }
+}
+
+unsafe extern "C-unwind" fn lsend(l: *mut lua_State) -> c_int {
+    // SAFETY: forwarded.
+    unsafe { send_with(l, Priority::Low) }
+}
+
+unsafe extern "C-unwind" fn resolve(l: *mut lua_State) -> c_int {
+    // SAFETY: the host string is dropped before the error raises.
+    unsafe {
+        let host = String::from_utf8_lossy(lua::check_bytes(l, 1)).into_owned();
+        let found = std::net::ToSocketAddrs::to_socket_addrs(&(host.as_str(), 0));
+        drop(host);
+        match found {
+            Ok(addrs) => {
+                ffi::lua_newtable(l);
+                for (i, a) in addrs.enumerate() {
+                    push_bytes(l, a.ip().to_string().as_bytes());
+                    ffi::lua_rawseti(l, -2, (i + 1) as ffi::lua_Integer);
+                }
+            }
+            Err(e) => {
+                let text = e.to_string();
+                let text = text
+                    .strip_prefix("failed to lookup address information: ")
+                    .unwrap_or(&text)
+                    .to_owned();
+                raise(l, text)
+            }
+        }
+    }
+    1
+}
+
+unsafe extern "C-unwind" fn udp(l: *mut lua_State) -> c_int {
+    // SAFETY: argument checks raise before the owned host is created; it is dropped
+    // before the error raises.
+    unsafe {
+        let local = if ffi::lua_isnoneornil(l, 1) != 0 {
+            None
+        } else {
+            Some(address(l, 1))
+        };
+        let result = socket::udp(
+            context(l).handle,
+            local.as_ref().map(|(h, p)| (h.as_str(), *p)),
+        );
+        drop(local);
+        match result {
+            Ok(id) => ffi::lua_pushinteger(l, id as ffi::lua_Integer),
+            Err(_) => raise(l, "udp init failed".to_owned()),
+        }
+    }
+    1
+}
+
+unsafe extern "C-unwind" fn udp_connect(l: *mut lua_State) -> c_int {
+    // SAFETY: as udp.
+    unsafe {
+        let id = id_arg(l);
+        let (host, port) = address(l, 2);
+        let result = socket::udp_connect(id, &host, port);
+        drop(host);
+        if result.is_err() {
+            raise(l, "udp connect failed".to_owned());
+        }
+    }
+    0
+}
+
+/// `udp_dial` and `udp_listen`: a new socket from `(addr [, port])`.
+unsafe fn new_udp(
+    l: *mut lua_State,
+    make: fn(u32, &str, u16) -> std::io::Result<i32>,
+    failure: &str,
+    port_needed: bool,
+) -> c_int {
+    // SAFETY: as udp.
+    unsafe {
+        let (host, port) = address(l, 1);
+        if port_needed && port == 0 {
+            drop(host);
+            raise(l, "Invalid port".to_owned());
+        }
+        let result = make(context(l).handle, &host, port);
+        drop(host);
+        match result {
+            Ok(id) => ffi::lua_pushinteger(l, id as ffi::lua_Integer),
+            Err(_) => raise(l, failure.to_owned()),
+        }
+    }
+    1
+}
+
+unsafe extern "C-unwind" fn udp_dial(l: *mut lua_State) -> c_int {
+    // SAFETY: forwarded.
+    unsafe { new_udp(l, socket::udp_dial, "udp dial host failed", false) }
+}
+
+unsafe extern "C-unwind" fn udp_listen(l: *mut lua_State) -> c_int {
+    // SAFETY: forwarded.
+    unsafe { new_udp(l, socket::udp_listen, "udp listen host failed", true) }
+}
+
+unsafe extern "C-unwind" fn udp_send(l: *mut lua_State) -> c_int {
+    // SAFETY: argument checks raise before the buffer is taken over.
+    unsafe {
+        let id = id_arg(l);
+        let to = socket::decode_udp_address(lua::check_bytes(l, 2));
+        let buf = send_buffer(l, 3);
+        let sent = match to {
+            Some(to) => socket::udp_send(id, to, buf),
+            None => false,
+        };
+        ffi::lua_pushboolean(l, sent as c_int);
+    }
+    1
+}
+
+unsafe extern "C-unwind" fn udp_address(l: *mut lua_State) -> c_int {
+    // SAFETY: the error owns nothing.
+    unsafe {
+        let Some(addr) = socket::decode_udp_address(lua::check_bytes(l, 1)) else {
+            raise(l, "Invalid udp address".to_owned())
+        };
+        push_bytes(l, addr.ip().to_string().as_bytes());
+        ffi::lua_pushinteger(l, addr.port() as ffi::lua_Integer);
+    }
+    2
+}
+
+unsafe fn set_int(l: *mut lua_State, key: &CStr, v: i64) {
+    // SAFETY: the table is on top.
+    unsafe {
+        ffi::lua_pushinteger(l, v);
+        ffi::lua_setfield(l, -2, key.as_ptr());
+    }
+}
+
+unsafe fn set_str(l: *mut lua_State, key: &CStr, v: &str) {
+    // SAFETY: the table is on top.
+    unsafe {
+        push_bytes(l, v.as_bytes());
+        ffi::lua_setfield(l, -2, key.as_ptr());
+    }
+}
+
+unsafe extern "C-unwind" fn info(l: *mut lua_State) -> c_int {
+    // SAFETY: stack work on a live VM.
+    unsafe {
+        let all = socket::info();
+        ffi::lua_createtable(l, all.len() as c_int, 0);
+        for (i, s) in all.iter().enumerate() {
+            ffi::lua_newtable(l);
+            set_int(l, c"id", s.id as i64);
+            set_int(l, c"address", s.owner as i64);
+            set_str(l, c"type", s.kind);
+            set_int(l, c"rtime", s.rtime as i64);
+            if s.kind == "LISTEN" {
+                set_int(l, c"accept", s.accepted as i64);
+                if let Some(a) = &s.sock {
+                    set_str(l, c"sock", a);
+                }
+            } else {
+                set_int(l, c"read", s.read as i64);
+                set_int(l, c"write", s.write as i64);
+                set_int(l, c"wbuffer", s.wbuffer as i64);
+                set_int(l, c"wtime", s.wtime as i64);
+                ffi::lua_pushboolean(l, s.reading as c_int);
+                ffi::lua_setfield(l, -2, c"reading".as_ptr());
+                ffi::lua_pushboolean(l, s.writing as c_int);
+                ffi::lua_setfield(l, -2, c"writing".as_ptr());
+                if let Some(p) = &s.peer {
+                    set_str(l, c"peer", p);
+                }
+            }
+            ffi::lua_rawseti(l, -2, (i + 1) as ffi::lua_Integer);
+        }
+    }
+    1
+}
+
+/// `require "skynet.socketdriver"`.
+///
+/// # Safety
+/// Called by Lua only (a `lua_CFunction`).
+pub unsafe extern "C-unwind" fn open(l: *mut lua_State) -> c_int {
+    // SAFETY: stack work on a live VM; the error raises with nothing owned.
+    unsafe {
+        lua::new_lib(
+            l,
+            &[
+                (c"buffer", new_buffer),
+                (c"push", push),
+                (c"pop", pop),
+                (c"drop", drop_data),
+                (c"readall", readall),
+                (c"clear", clear),
+                (c"readline", readline),
+                (c"str2p", str2p),
+                (c"header", header),
+                (c"unpack", unpack),
+                (c"resolve", resolve),
+                (c"udp_address", udp_address),
+                (c"info", info),
+                (c"udp_send", udp_send),
+                (c"udp_connect", udp_connect),
+            ],
+        );
+        if ffi::lua_getfield(l, ffi::LUA_REGISTRYINDEX, c"skynet_context".as_ptr())
+            != ffi::LUA_TLIGHTUSERDATA
+        {
+            ffi::lua_pushstring(l, c"Init skynet context first".as_ptr());
+            lua::raise_top(l);
+        }
+        let ctx = ffi::lua_touserdata(l, -1);
+        ffi::lua_pop(l, 1);
+        let with_context: &[(&CStr, lua::CFunction)] = &[
+            (c"connect", connect),
+            (c"close", close),
+            (c"shutdown", shutdown),
+            (c"listen", listen),
+            (c"send", send),
+            (c"lsend", lsend),
+            (c"bind", bind),
+            (c"start", start),
+            (c"pause", pause),
+            (c"nodelay", nodelay),
+            (c"udp", udp),
+            (c"udp_dial", udp_dial),
+            (c"udp_listen", udp_listen),
+        ];
+        for (name, f) in with_context {
+            ffi::lua_pushlightuserdata(l, ctx);
+            ffi::lua_pushcclosure(l, *f, 1);
+            ffi::lua_setfield(l, -2, name.as_ptr());
+        }
+    }
+    1
+}

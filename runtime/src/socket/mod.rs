@@ -1,0 +1,350 @@
+//! The socket server: one thread that owns every socket, driven by mio.
+//!
+//! Services never see file descriptors, only socket ids. The functions here are what
+//! `skynet.socketdriver` calls from worker threads: each reserves an id (synchronously,
+//! so `listen`/`connect` return it at once) and queues a [`Request`] for the socket
+//! thread, which wakes through a mio `Waker`. Everything a socket does is reported to
+//! its owner service as a PTYPE_SOCKET message (source 0, session 0).
+//!
+//! Ids come from a counter that only moves forward (skipping ids still alive), as
+//! upstream's, but there is no fixed table: the limit is the process's descriptors.
+
+mod address;
+mod server;
+
+pub use address::{decode_udp_address, encode_udp_address, parse_address, AddressError};
+
+use crate::message::Payload;
+use crossbeam::channel::{self, Receiver, Sender};
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
+use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::{Arc, LazyLock, OnceLock};
+
+/// Bytes queued for writing: copied from Lua, or a payload buffer handed over.
+pub enum SendBuffer {
+    Bytes(Vec<u8>),
+    Payload(Payload, usize),
+}
+
+impl SendBuffer {
+    pub fn as_slice(&self) -> &[u8] {
+        match self {
+            SendBuffer::Bytes(v) => v,
+            SendBuffer::Payload(p, len) if !p.is_null() => {
+                // SAFETY: a payload handed to the socket layer owns `len` bytes.
+                unsafe { std::slice::from_raw_parts(p.as_ptr(), *len) }
+            }
+            SendBuffer::Payload(..) => &[],
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Priority {
+    High,
+    Low,
+}
+
+pub(crate) enum Request {
+    Listen {
+        id: i32,
+        owner: u32,
+        listener: std::net::TcpListener,
+    },
+    Connect {
+        id: i32,
+        owner: u32,
+        host: String,
+        port: u16,
+    },
+    Bind {
+        id: i32,
+        owner: u32,
+        fd: RawFd,
+    },
+    Start {
+        id: i32,
+        owner: u32,
+    },
+    Pause {
+        id: i32,
+    },
+    Close {
+        id: i32,
+        owner: u32,
+        shutdown: bool,
+    },
+    Nodelay {
+        id: i32,
+    },
+    Send {
+        id: i32,
+        buffer: SendBuffer,
+        priority: Priority,
+    },
+    Udp {
+        id: i32,
+        owner: u32,
+        socket: std::net::UdpSocket,
+        peer: Option<SocketAddr>,
+    },
+    UdpConnect {
+        id: i32,
+        peer: SocketAddr,
+    },
+    UdpSend {
+        id: i32,
+        buffer: SendBuffer,
+        to: SocketAddr,
+    },
+    Info {
+        reply: Sender<Vec<SocketInfo>>,
+    },
+    Exit,
+}
+
+/// One line of `socketdriver.info()` (netstat).
+#[derive(Debug, Default, Clone)]
+pub struct SocketInfo {
+    pub id: i32,
+    pub owner: u32,
+    /// `LISTEN`, `TCP`, `UDP`, `BIND` or `CLOSING`.
+    pub kind: &'static str,
+    pub accepted: u64,
+    pub read: u64,
+    pub write: u64,
+    pub wbuffer: u64,
+    pub rtime: u64,
+    pub wtime: u64,
+    pub reading: bool,
+    pub writing: bool,
+    pub sock: Option<String>,
+    pub peer: Option<String>,
+}
+
+/// What other threads may know about a live socket.
+#[derive(Default)]
+pub(crate) struct Shared {
+    /// Closed locally with data still to write: sends are refused.
+    pub closing: AtomicBool,
+}
+
+struct Registry {
+    next_id: AtomicI32,
+    live: Mutex<HashMap<i32, Arc<Shared>>>,
+}
+
+static REGISTRY: LazyLock<Registry> = LazyLock::new(|| Registry {
+    next_id: AtomicI32::new(0),
+    live: Mutex::new(HashMap::new()),
+});
+
+struct Channel {
+    tx: Sender<Request>,
+    waker: Arc<mio::Waker>,
+}
+
+static CHANNEL: OnceLock<Channel> = OnceLock::new();
+
+/// Starts the socket thread; call once at boot.
+pub fn start() -> std::io::Result<std::thread::JoinHandle<()>> {
+    let (tx, rx): (Sender<Request>, Receiver<Request>) = channel::unbounded();
+    let poll = mio::Poll::new()?;
+    let waker = Arc::new(mio::Waker::new(poll.registry(), server::WAKER)?);
+    let _ = CHANNEL.set(Channel { tx, waker });
+    std::thread::Builder::new()
+        .name("socket".into())
+        .spawn(move || server::run(poll, rx))
+}
+
+/// Asks the socket thread to close everything and stop.
+pub fn exit() {
+    request(Request::Exit);
+}
+
+fn request(r: Request) {
+    if let Some(ch) = CHANNEL.get() {
+        if ch.tx.send(r).is_ok() {
+            let _ = ch.waker.wake();
+        }
+    }
+}
+
+/// Reserves a fresh socket id.
+fn reserve_id() -> i32 {
+    let mut live = REGISTRY.live.lock();
+    loop {
+        let id = REGISTRY
+            .next_id
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                Some(n.wrapping_add(1) & 0x7fff_ffff)
+            })
+            .map(|n| n.wrapping_add(1) & 0x7fff_ffff)
+            .unwrap_or(1);
+        if id != 0 && !live.contains_key(&id) {
+            live.insert(id, Arc::default());
+            return id;
+        }
+    }
+}
+
+pub(crate) fn shared(id: i32) -> Option<Arc<Shared>> {
+    REGISTRY.live.lock().get(&id).cloned()
+}
+
+/// Forgets an id for good (the socket thread freed it).
+pub(crate) fn release_id(id: i32) {
+    REGISTRY.live.lock().remove(&id);
+}
+
+/// `listen`: binds and listens now; the CONNECT event (local ip, port) follows.
+pub fn listen(owner: u32, host: &str, port: u16, backlog: i32) -> std::io::Result<i32> {
+    let listener = server::bind_listener(host, port, backlog)?;
+    let id = reserve_id();
+    request(Request::Listen {
+        id,
+        owner,
+        listener,
+    });
+    Ok(id)
+}
+
+/// `connect`: returns the id at once; CONNECT or ERROR follows.
+pub fn connect(owner: u32, host: &str, port: u16) -> i32 {
+    let id = reserve_id();
+    request(Request::Connect {
+        id,
+        owner,
+        host: host.to_owned(),
+        port,
+    });
+    id
+}
+
+/// `bind`: wraps an OS descriptor (stdin for the console).
+pub fn bind(owner: u32, fd: RawFd) -> i32 {
+    let id = reserve_id();
+    request(Request::Bind { id, owner, fd });
+    id
+}
+
+pub fn start_socket(owner: u32, id: i32) {
+    request(Request::Start { id, owner });
+}
+
+pub fn pause(id: i32) {
+    request(Request::Pause { id });
+}
+
+pub fn close(owner: u32, id: i32) {
+    request(Request::Close {
+        id,
+        owner,
+        shutdown: false,
+    });
+}
+
+pub fn shutdown(owner: u32, id: i32) {
+    request(Request::Close {
+        id,
+        owner,
+        shutdown: true,
+    });
+}
+
+pub fn nodelay(id: i32) {
+    request(Request::Nodelay { id });
+}
+
+/// `send`/`lsend`: false when the id is unknown (or, for high priority, closing); the
+/// buffer is dropped (freed) then.
+pub fn send(id: i32, buffer: SendBuffer, priority: Priority) -> bool {
+    match shared(id) {
+        Some(s) if priority == Priority::Low || !s.closing.load(Ordering::Acquire) => {
+            request(Request::Send {
+                id,
+                buffer,
+                priority,
+            });
+            true
+        }
+        _ => false,
+    }
+}
+
+/// The first address `host:port` resolves to.
+fn resolve_one(host: &str, port: u16) -> std::io::Result<SocketAddr> {
+    let host = if host.is_empty() { "0.0.0.0" } else { host };
+    (host, port)
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "no address"))
+}
+
+fn new_udp(owner: u32, local: SocketAddr, peer: Option<SocketAddr>) -> std::io::Result<i32> {
+    let socket = UdpSocket::bind(local)?;
+    socket.set_nonblocking(true)?;
+    let id = reserve_id();
+    request(Request::Udp {
+        id,
+        owner,
+        socket,
+        peer,
+    });
+    Ok(id)
+}
+
+fn unspecified_like(addr: &SocketAddr) -> SocketAddr {
+    match addr {
+        SocketAddr::V4(_) => (std::net::Ipv4Addr::UNSPECIFIED, 0).into(),
+        SocketAddr::V6(_) => (std::net::Ipv6Addr::UNSPECIFIED, 0).into(),
+    }
+}
+
+/// `udp`: a UDP socket bound to `local` (None: an unbound IPv4 socket); reading is on.
+pub fn udp(owner: u32, local: Option<(&str, u16)>) -> std::io::Result<i32> {
+    let addr = match local {
+        Some((host, port)) => resolve_one(host, port)?,
+        None => (std::net::Ipv4Addr::UNSPECIFIED, 0).into(),
+    };
+    new_udp(owner, addr, None)
+}
+
+/// `udp_listen`: a UDP socket bound to `host:port`.
+pub fn udp_listen(owner: u32, host: &str, port: u16) -> std::io::Result<i32> {
+    new_udp(owner, resolve_one(host, port)?, None)
+}
+
+/// `udp_dial`: a UDP socket whose default destination is `host:port`.
+pub fn udp_dial(owner: u32, host: &str, port: u16) -> std::io::Result<i32> {
+    let peer = resolve_one(host, port)?;
+    new_udp(owner, unspecified_like(&peer), Some(peer))
+}
+
+/// `udp_connect`: sets the default destination of a UDP socket.
+pub fn udp_connect(id: i32, host: &str, port: u16) -> std::io::Result<()> {
+    let peer = resolve_one(host, port)?;
+    request(Request::UdpConnect { id, peer });
+    Ok(())
+}
+
+/// `udp_send`: false when the id is unknown.
+pub fn udp_send(id: i32, to: SocketAddr, buffer: SendBuffer) -> bool {
+    match shared(id) {
+        Some(_) => {
+            request(Request::UdpSend { id, buffer, to });
+            true
+        }
+        None => false,
+    }
+}
+
+/// `info`: every live socket, as the socket thread sees it.
+pub fn info() -> Vec<SocketInfo> {
+    let (tx, rx) = channel::bounded(1);
+    request(Request::Info { reply: tx });
+    rx.recv().unwrap_or_default()
+}

@@ -1,0 +1,818 @@
+//! The socket thread: owns every socket, polls them with mio (edge-triggered), serves the
+//! requests services queue, and reports what happens to each socket's owner.
+//!
+//! Reads go into one 64 KiB scratch buffer and each read becomes a DATA payload of exactly
+//! the bytes read: one `read` per wakeup for small frames, where upstream's adaptive
+//! buffer (starting at 64 bytes) needs two. Writes go out at once when nothing is queued;
+//! what the kernel does not take waits in two queues, high priority first.
+
+use super::{
+    encode_udp_address, release_id, shared, Priority, Request, SendBuffer, Shared, SocketInfo,
+};
+use crate::message::Payload;
+use crate::socket_message::{self, Event};
+use crate::{logging, scheduler, timer};
+use crossbeam::channel::Receiver;
+use mio::net::{TcpListener, TcpStream, UdpSocket};
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token};
+use std::collections::{HashMap, VecDeque};
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::os::fd::RawFd;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+pub(super) const WAKER: Token = Token(usize::MAX);
+const SCRATCH: usize = 64 * 1024;
+const WARNING_SIZE: usize = 1024 * 1024;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum State {
+    /// Listening, not accepting until started.
+    PListen,
+    Listen,
+    Connecting,
+    Connected,
+    /// Accepted, inert until started.
+    PAccept,
+    /// Peer closed (EOF read) or reading stopped for a close.
+    HalfCloseRead,
+    /// A write failed: nothing more is written.
+    HalfCloseWrite,
+    Bind,
+}
+
+enum Io {
+    Listener(TcpListener),
+    Stream(TcpStream),
+    /// An OS descriptor we read but do not own (not closed when the socket goes).
+    Bound(RawFd),
+    Udp(UdpSocket),
+}
+
+struct Pending {
+    buffer: SendBuffer,
+    offset: usize,
+    /// Destination of a datagram (UDP only).
+    to: Option<SocketAddr>,
+}
+
+struct Socket {
+    id: i32,
+    owner: u32,
+    io: Io,
+    state: State,
+    reading: bool,
+    high: VecDeque<Pending>,
+    low: VecDeque<Pending>,
+    pending: usize,
+    warn_level: usize,
+    warned: bool,
+    /// `close` came while data was pending: free once it is written.
+    closing: bool,
+    close_reported: bool,
+    accepted: u64,
+    bytes_read: u64,
+    bytes_written: u64,
+    read_time: u64,
+    write_time: u64,
+    local: Option<SocketAddr>,
+    peer: Option<SocketAddr>,
+    shared: Arc<Shared>,
+}
+
+impl Socket {
+    fn new(id: i32, owner: u32, io: Io, state: State) -> Socket {
+        Socket {
+            id,
+            owner,
+            io,
+            state,
+            reading: false,
+            high: VecDeque::new(),
+            low: VecDeque::new(),
+            pending: 0,
+            warn_level: WARNING_SIZE,
+            warned: false,
+            closing: false,
+            close_reported: false,
+            accepted: 0,
+            bytes_read: 0,
+            bytes_written: 0,
+            read_time: 0,
+            write_time: 0,
+            local: None,
+            peer: None,
+            shared: shared(id).unwrap_or_default(),
+        }
+    }
+}
+
+/// Binds and listens (synchronously, from the calling service's thread).
+pub(super) fn bind_listener(
+    host: &str,
+    port: u16,
+    backlog: i32,
+) -> io::Result<std::net::TcpListener> {
+    let host = if host.is_empty() { "0.0.0.0" } else { host };
+    let addr = (host, port)
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no address"))?;
+    let sock = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        None,
+    )?;
+    sock.set_reuse_address(true)?;
+    sock.bind(&addr.into())?;
+    sock.listen(backlog)?;
+    sock.set_nonblocking(true)?;
+    Ok(sock.into())
+}
+
+/// The OS text of an error, without Rust's " (os error N)".
+fn error_text(e: &io::Error) -> String {
+    let s = e.to_string();
+    let s = s
+        .strip_prefix("failed to lookup address information: ")
+        .unwrap_or(&s);
+    match s.find(" (os error") {
+        Some(i) => s[..i].to_owned(),
+        None => s.to_owned(),
+    }
+}
+
+/// `ip:port` as upstream renders it (IPv6 without brackets).
+fn render(addr: &SocketAddr) -> String {
+    format!("{}:{}", addr.ip(), addr.port())
+}
+
+fn deliver(owner: u32, event: Event) {
+    if socket_message::deliver(owner, event) {
+        scheduler::wakeup_if_all_sleep();
+    }
+}
+
+struct Server {
+    poll: Poll,
+    sockets: HashMap<i32, Socket>,
+    scratch: Vec<u8>,
+}
+
+pub(super) fn run(poll: Poll, requests: Receiver<Request>) {
+    let mut server = Server {
+        poll,
+        sockets: HashMap::new(),
+        scratch: vec![0; SCRATCH],
+    };
+    let mut events = Events::with_capacity(256);
+    loop {
+        if let Err(e) = server.poll.poll(&mut events, None) {
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            logging::error(0, format!("socket-server: poll error: {}", error_text(&e)));
+            return;
+        }
+        for ev in events.iter() {
+            if ev.token() == WAKER {
+                continue;
+            }
+            let id = ev.token().0 as i32;
+            server.ready(
+                id,
+                ev.is_readable() || ev.is_read_closed(),
+                ev.is_writable() || ev.is_error(),
+            );
+        }
+        while let Ok(r) = requests.try_recv() {
+            if !server.serve(r) {
+                server.close_all();
+                return;
+            }
+        }
+    }
+}
+
+impl Server {
+    fn register(&mut self, s: &mut Socket) -> io::Result<()> {
+        let token = Token(s.id as usize);
+        let registry = self.poll.registry();
+        match &mut s.io {
+            Io::Listener(l) => registry.register(l, token, Interest::READABLE),
+            Io::Stream(t) => registry.register(t, token, Interest::READABLE | Interest::WRITABLE),
+            Io::Bound(fd) => registry.register(&mut SourceFd(fd), token, Interest::READABLE),
+            Io::Udp(u) => registry.register(u, token, Interest::READABLE | Interest::WRITABLE),
+        }
+    }
+
+    fn insert(&mut self, mut s: Socket) -> bool {
+        match self.register(&mut s) {
+            Ok(()) => {
+                self.sockets.insert(s.id, s);
+                true
+            }
+            Err(e) => {
+                deliver(s.owner, Event::error(s.id, &error_text(&e)));
+                release_id(s.id);
+                false
+            }
+        }
+    }
+
+    /// Frees a socket; CLOSE goes to `notify` unless one was already reported.
+    fn free(&mut self, id: i32, notify: Option<u32>) {
+        let Some(mut s) = self.sockets.remove(&id) else {
+            return;
+        };
+        let registry = self.poll.registry();
+        let _ = match &mut s.io {
+            Io::Listener(l) => registry.deregister(l),
+            Io::Stream(t) => registry.deregister(t),
+            Io::Bound(fd) => registry.deregister(&mut SourceFd(fd)),
+            Io::Udp(u) => registry.deregister(u),
+        };
+        if let (Some(owner), false) = (notify, s.close_reported) {
+            deliver(owner, Event::close(id));
+        }
+        release_id(id);
+    }
+
+    fn close_all(&mut self) {
+        let ids: Vec<i32> = self.sockets.keys().copied().collect();
+        for id in ids {
+            self.free(id, None);
+        }
+    }
+
+    /// Serves one request; false means exit.
+    fn serve(&mut self, r: Request) -> bool {
+        match r {
+            Request::Listen {
+                id,
+                owner,
+                listener,
+            } => self.listen(id, owner, listener),
+            Request::Connect {
+                id,
+                owner,
+                host,
+                port,
+            } => self.connect(id, owner, &host, port),
+            Request::Bind { id, owner, fd } => {
+                let mut s = Socket::new(id, owner, Io::Bound(fd), State::Bind);
+                s.reading = true;
+                // SAFETY: setting O_NONBLOCK on a descriptor the service handed over.
+                unsafe {
+                    let flags = libc::fcntl(fd, libc::F_GETFL);
+                    libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK);
+                }
+                if self.insert(s) {
+                    deliver(owner, Event::connect(id, 0, "binding"));
+                    self.read(id);
+                }
+            }
+            Request::Start { id, owner } => self.start(id, owner),
+            Request::Pause { id } => {
+                if let Some(s) = self.sockets.get_mut(&id) {
+                    s.reading = false;
+                }
+            }
+            Request::Close {
+                id,
+                owner,
+                shutdown,
+            } => self.close(id, owner, shutdown),
+            Request::Nodelay { id } => {
+                if let Some(Socket {
+                    io: Io::Stream(t), ..
+                }) = self.sockets.get(&id)
+                {
+                    let _ = t.set_nodelay(true);
+                }
+            }
+            Request::Send {
+                id,
+                buffer,
+                priority,
+            } => self.send(id, buffer, priority),
+            Request::Udp {
+                id,
+                owner,
+                socket,
+                peer,
+            } => {
+                let mut s = Socket::new(
+                    id,
+                    owner,
+                    Io::Udp(UdpSocket::from_std(socket)),
+                    State::Connected,
+                );
+                s.reading = true;
+                s.peer = peer;
+                if self.insert(s) {
+                    self.read(id);
+                }
+            }
+            Request::UdpConnect { id, peer } => self.udp_connect(id, peer),
+            Request::UdpSend { id, buffer, to } => self.udp_send(id, buffer, to),
+            Request::Info { reply } => {
+                let _ = reply.send(self.info());
+            }
+            Request::Exit => return false,
+        }
+        true
+    }
+
+    fn listen(&mut self, id: i32, owner: u32, listener: std::net::TcpListener) {
+        let local = listener.local_addr().ok();
+        let mut s = Socket::new(
+            id,
+            owner,
+            Io::Listener(TcpListener::from_std(listener)),
+            State::PListen,
+        );
+        s.local = local;
+        if self.insert(s) {
+            let (ip, port) = local
+                .map(|a| (a.ip().to_string(), a.port()))
+                .unwrap_or_default();
+            deliver(owner, Event::connect(id, port as i32, &ip));
+        }
+    }
+
+    fn connect(&mut self, id: i32, owner: u32, host: &str, port: u16) {
+        let addr = match (host, port).to_socket_addrs().map(|mut a| a.next()) {
+            Ok(Some(a)) => a,
+            Ok(None) => {
+                deliver(owner, Event::error(id, "Name or service not known"));
+                release_id(id);
+                return;
+            }
+            Err(e) => {
+                deliver(owner, Event::error(id, &error_text(&e)));
+                release_id(id);
+                return;
+            }
+        };
+        let stream = match connect_nonblocking(addr) {
+            Ok(t) => t,
+            Err(e) => {
+                deliver(owner, Event::error(id, &error_text(&e)));
+                release_id(id);
+                return;
+            }
+        };
+        let mut s = Socket::new(id, owner, Io::Stream(stream), State::Connecting);
+        s.reading = true;
+        s.peer = Some(addr);
+        self.insert(s);
+    }
+
+    fn start(&mut self, id: i32, owner: u32) {
+        let Some(s) = self.sockets.get_mut(&id) else {
+            deliver(owner, Event::error(id, "invalid socket"));
+            return;
+        };
+        let previous = s.state;
+        match previous {
+            State::PListen | State::PAccept => {
+                s.owner = owner;
+                s.reading = true;
+                s.state = if previous == State::PListen {
+                    State::Listen
+                } else {
+                    State::Connected
+                };
+                deliver(owner, Event::connect(id, 0, "start"));
+            }
+            State::Connected | State::Bind | State::Listen => {
+                s.owner = owner;
+                s.reading = true;
+                deliver(owner, Event::connect(id, 0, "transfer"));
+            }
+            State::HalfCloseRead => {
+                deliver(owner, Event::error(id, "socket closed"));
+                return;
+            }
+            State::Connecting | State::HalfCloseWrite => {
+                s.owner = owner;
+                s.reading = true;
+            }
+        }
+        // Edge-triggered: what arrived while the socket was inert will not be signalled.
+        match previous {
+            State::PListen => self.accept(id),
+            _ => self.read(id),
+        }
+    }
+
+    fn close(&mut self, id: i32, owner: u32, shutdown: bool) {
+        let Some(s) = self.sockets.get_mut(&id) else {
+            return;
+        };
+        let data_pending = s.pending > 0 && s.state != State::HalfCloseWrite;
+        if shutdown || !data_pending {
+            self.free(id, Some(owner));
+            return;
+        }
+        s.reading = false;
+        s.closing = true;
+        s.shared.closing.store(true, Ordering::Release);
+        if let Io::Stream(t) = &s.io {
+            let _ = t.shutdown(std::net::Shutdown::Read);
+        }
+        if !s.close_reported {
+            s.close_reported = true;
+            deliver(owner, Event::close(id));
+        }
+    }
+
+    fn send(&mut self, id: i32, buffer: SendBuffer, priority: Priority) {
+        let Some(s) = self.sockets.get_mut(&id) else {
+            return;
+        };
+        match s.state {
+            State::Listen | State::PListen => {
+                logging::error(0, format!("socket-server error: write to listen fd {id}."));
+                return;
+            }
+            State::PAccept | State::HalfCloseWrite | State::Bind => return,
+            _ => {}
+        }
+        let len = buffer.as_slice().len();
+        if len == 0 {
+            return;
+        }
+        if let Io::Udp(_) = s.io {
+            let to = s.peer;
+            match to {
+                Some(to) => self.udp_send(id, buffer, to),
+                None => logging::error(
+                    0,
+                    format!("socket-server: udp socket ({id}) error: no default destination."),
+                ),
+            }
+            return;
+        }
+        let pending = Pending {
+            buffer,
+            offset: 0,
+            to: None,
+        };
+        if priority == Priority::Low && !(s.high.is_empty() && s.low.is_empty()) {
+            s.low.push_back(pending);
+        } else {
+            s.high.push_back(pending);
+        }
+        s.pending += len;
+        if s.state == State::Connected || s.state == State::HalfCloseRead {
+            self.flush(id);
+        }
+        self.check_warning(id);
+    }
+
+    fn check_warning(&mut self, id: i32) {
+        let Some(s) = self.sockets.get_mut(&id) else {
+            return;
+        };
+        if s.pending >= WARNING_SIZE && s.pending >= s.warn_level {
+            s.warn_level *= 2;
+            s.warned = true;
+            let kb = s.pending.div_ceil(1024) as i32;
+            deliver(s.owner, Event::warning(id, kb));
+        }
+    }
+
+    /// Handles readiness of `id`.
+    fn ready(&mut self, id: i32, readable: bool, writable: bool) {
+        let Some(s) = self.sockets.get_mut(&id) else {
+            return;
+        };
+        match s.state {
+            State::Listen if readable => self.accept(id),
+            State::Connecting if writable => self.finish_connect(id),
+            _ => {
+                if writable {
+                    self.flush(id);
+                }
+                if readable {
+                    self.read(id);
+                }
+            }
+        }
+    }
+
+    fn finish_connect(&mut self, id: i32) {
+        let Some(s) = self.sockets.get_mut(&id) else {
+            return;
+        };
+        let Io::Stream(t) = &s.io else { return };
+        let result = match t.take_error() {
+            Ok(Some(e)) | Err(e) => Err(e),
+            Ok(None) => t.peer_addr(),
+        };
+        match result {
+            Ok(peer) => {
+                s.state = State::Connected;
+                s.peer = Some(peer);
+                s.local = t.local_addr().ok();
+                let owner = s.owner;
+                deliver(owner, Event::connect(id, 0, &peer.ip().to_string()));
+                self.flush(id);
+                self.read(id);
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => {}
+            Err(e) => {
+                let owner = s.owner;
+                deliver(owner, Event::error(id, &error_text(&e)));
+                s.close_reported = true;
+                self.free(id, None);
+            }
+        }
+    }
+
+    fn accept(&mut self, id: i32) {
+        loop {
+            let Some(s) = self.sockets.get_mut(&id) else {
+                return;
+            };
+            if s.state != State::Listen {
+                return;
+            }
+            let Io::Listener(l) = &s.io else { return };
+            match l.accept() {
+                Ok((stream, peer)) => {
+                    s.accepted += 1;
+                    s.read_time = timer::now();
+                    let owner = s.owner;
+                    let new_id = super::reserve_id();
+                    let mut conn = Socket::new(new_id, owner, Io::Stream(stream), State::PAccept);
+                    conn.peer = Some(peer);
+                    if let Io::Stream(t) = &conn.io {
+                        conn.local = t.local_addr().ok();
+                        let _ = socket2::SockRef::from(t).set_keepalive(true);
+                    }
+                    if self.insert(conn) {
+                        deliver(owner, Event::accept(id, new_id, &render(&peer)));
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    // Out of descriptors (or another accept failure): tell the owner; the
+                    // pending connection is retried on the next readiness edge.
+                    let owner = s.owner;
+                    deliver(owner, Event::error(id, &error_text(&e)));
+                    return;
+                }
+            }
+        }
+    }
+
+    fn read(&mut self, id: i32) {
+        loop {
+            let Some(s) = self.sockets.get_mut(&id) else {
+                return;
+            };
+            if !s.reading
+                || !matches!(
+                    s.state,
+                    State::Connected | State::Bind | State::HalfCloseWrite
+                )
+            {
+                return;
+            }
+            let result = match &mut s.io {
+                Io::Stream(t) => t.read(&mut self.scratch),
+                Io::Bound(fd) => read_fd(*fd, &mut self.scratch),
+                Io::Udp(u) => match u.recv_from(&mut self.scratch) {
+                    Ok((n, from)) => {
+                        s.bytes_read += n as u64;
+                        s.read_time = timer::now();
+                        let mut datagram = self.scratch[..n].to_vec();
+                        datagram.extend_from_slice(&encode_udp_address(&from));
+                        deliver(s.owner, Event::udp(id, Payload::copy_of(&datagram), n));
+                        continue;
+                    }
+                    Err(e) => Err(e),
+                },
+                Io::Listener(_) => return,
+            };
+            match result {
+                Ok(0) => {
+                    let owner = s.owner;
+                    if s.state == State::Bind || s.state == State::HalfCloseWrite {
+                        self.free(id, Some(owner));
+                    } else {
+                        s.state = State::HalfCloseRead;
+                        s.close_reported = true;
+                        deliver(owner, Event::close(id));
+                    }
+                    return;
+                }
+                Ok(n) => {
+                    s.bytes_read += n as u64;
+                    s.read_time = timer::now();
+                    let data = Payload::copy_of(&self.scratch[..n]);
+                    deliver(s.owner, Event::data(id, data, n));
+                    if n < self.scratch.len() {
+                        return;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    let owner = s.owner;
+                    deliver(owner, Event::error(id, &error_text(&e)));
+                    s.close_reported = true;
+                    self.free(id, None);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Writes what is queued, high priority first.
+    fn flush(&mut self, id: i32) {
+        let Some(s) = self.sockets.get_mut(&id) else {
+            return;
+        };
+        if let Io::Udp(u) = &s.io {
+            while let Some(p) = s.high.front() {
+                let to = p.to.unwrap_or_else(|| ([0, 0, 0, 0], 0).into());
+                match u.send_to(p.buffer.as_slice(), to) {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                    sent => {
+                        if let Ok(n) = sent {
+                            s.bytes_written += n as u64;
+                            s.write_time = timer::now();
+                        }
+                        s.pending -= p.buffer.as_slice().len();
+                        s.high.pop_front();
+                    }
+                }
+            }
+            return;
+        }
+        let Io::Stream(t) = &mut s.io else { return };
+        if !matches!(s.state, State::Connected | State::HalfCloseRead) {
+            return;
+        }
+        loop {
+            if s.high.is_empty() {
+                match s.low.pop_front() {
+                    // A low-priority buffer, once started, completes before anything else.
+                    Some(p) => s.high.push_back(p),
+                    None => break,
+                }
+            }
+            let Some(front) = s.high.front_mut() else {
+                break;
+            };
+            let bytes = &front.buffer.as_slice()[front.offset..];
+            match t.write(bytes) {
+                Ok(n) => {
+                    s.bytes_written += n as u64;
+                    s.write_time = timer::now();
+                    s.pending -= n;
+                    front.offset += n;
+                    if front.offset == front.buffer.as_slice().len() {
+                        s.high.pop_front();
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    s.state = State::HalfCloseWrite;
+                    s.high.clear();
+                    s.low.clear();
+                    s.pending = 0;
+                    let owner = s.owner;
+                    let closing = s.closing;
+                    deliver(owner, Event::error(id, &error_text(&e)));
+                    if closing {
+                        self.free(id, None);
+                    }
+                    return;
+                }
+            }
+        }
+        if s.warned {
+            s.warned = false;
+            s.warn_level = WARNING_SIZE;
+            deliver(s.owner, Event::warning(id, 0));
+        }
+        if s.closing {
+            self.free(id, None);
+        }
+    }
+}
+
+impl Server {
+    fn udp_connect(&mut self, id: i32, peer: SocketAddr) {
+        let Some(s) = self.sockets.get_mut(&id) else {
+            return;
+        };
+        let Io::Udp(u) = &s.io else { return };
+        let same_family = u
+            .local_addr()
+            .map(|l| l.is_ipv4() == peer.is_ipv4())
+            .unwrap_or(false);
+        if same_family {
+            s.peer = Some(peer);
+        } else {
+            let owner = s.owner;
+            deliver(owner, Event::error(id, "protocol mismatch"));
+        }
+    }
+
+    fn udp_send(&mut self, id: i32, buffer: SendBuffer, to: SocketAddr) {
+        let Some(s) = self.sockets.get_mut(&id) else {
+            return;
+        };
+        let Io::Udp(u) = &s.io else { return };
+        if u.local_addr()
+            .map(|l| l.is_ipv4() != to.is_ipv4())
+            .unwrap_or(true)
+        {
+            logging::error(
+                0,
+                format!("socket-server: udp socket ({id}) error: type mismatch."),
+            );
+            return;
+        }
+        s.pending += buffer.as_slice().len();
+        s.high.push_back(Pending {
+            buffer,
+            offset: 0,
+            to: Some(to),
+        });
+        self.flush(id);
+    }
+
+    /// netstat: the sockets that are listening, connected or half closed, in
+    /// descending id order as upstream lists them.
+    fn info(&self) -> Vec<SocketInfo> {
+        let mut all: Vec<SocketInfo> = self
+            .sockets
+            .values()
+            .filter_map(|s| {
+                let kind = match (&s.io, s.state) {
+                    (Io::Listener(_), State::Listen) => "LISTEN",
+                    (Io::Udp(_), _) => "UDP",
+                    (Io::Bound(_), _) => "BIND",
+                    (Io::Stream(_), State::Connected) => "TCP",
+                    (Io::Stream(_), State::HalfCloseRead | State::HalfCloseWrite) => "CLOSING",
+                    _ => return None,
+                };
+                Some(SocketInfo {
+                    id: s.id,
+                    owner: s.owner,
+                    kind,
+                    accepted: s.accepted,
+                    read: s.bytes_read,
+                    write: s.bytes_written,
+                    wbuffer: s.pending as u64,
+                    rtime: s.read_time,
+                    wtime: s.write_time,
+                    reading: s.reading,
+                    writing: s.pending > 0,
+                    sock: s.local.as_ref().map(render),
+                    peer: s.peer.as_ref().map(render),
+                })
+            })
+            .collect();
+        all.sort_by_key(|s| std::cmp::Reverse(s.id));
+        all
+    }
+}
+
+fn read_fd(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is valid for `buf.len()` writable bytes.
+    let n = unsafe { libc::read(fd, buf.as_mut_ptr() as *mut libc::c_void, buf.len()) };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+fn connect_nonblocking(addr: SocketAddr) -> io::Result<TcpStream> {
+    let sock = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        None,
+    )?;
+    sock.set_nonblocking(true)?;
+    sock.set_keepalive(true)?;
+    match sock.connect(&addr.into()) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+        Err(e) => return Err(e),
+    }
+    let std_stream: std::net::TcpStream = sock.into();
+    Ok(TcpStream::from_std(std_stream))
+}
