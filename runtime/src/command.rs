@@ -243,16 +243,20 @@ fn ctime(t: libc::time_t) -> String {
 
 /// Appends one dispatched message to a per-service log (LOGON).
 pub fn log_message(f: &mut File, msg: &Message) {
-    let mut line = format!(
-        ":{:08x} {} {} {} ",
-        msg.source,
-        msg.ptype,
-        msg.session,
-        timer::now()
-    );
-    for b in msg.bytes() {
-        line.push_str(&format!("{b:02x}"));
-    }
+    let mut line = match socket_record(msg) {
+        Some(l) => l,
+        None => {
+            let mut l = format!(
+                ":{:08x} {} {} {} ",
+                msg.source,
+                msg.ptype,
+                msg.session,
+                timer::now()
+            );
+            push_hex(&mut l, msg.bytes());
+            l
+        }
+    };
     line.push('\n');
     let _ = f.write_all(line.as_bytes());
     let _ = f.flush();
@@ -291,4 +295,28 @@ pub fn parse_int_base0(s: &str) -> i64 {
     } else {
         v
     }
+}
+
+fn push_hex(line: &mut String, bytes: &[u8]) {
+    for b in bytes {
+        line.push_str(&format!("{b:02x}"));
+    }
+}
+
+/// `[socket] type id ud ` and the string or data of a socket event.
+fn socket_record(msg: &Message) -> Option<String> {
+    if msg.ptype != crate::message::PTYPE_SOCKET {
+        return None;
+    }
+    let r = crate::socket_message::decode(msg.bytes())?;
+    let mut line = format!("[socket] {} {} {} ", r.kind, r.id, r.ud);
+    if r.buffer.is_null() {
+        line.push('[');
+        line.push_str(&String::from_utf8_lossy(r.text));
+        line.push(']');
+    } else {
+        // SAFETY: the message being dispatched still owns its DATA/UDP buffer.
+        push_hex(&mut line, unsafe { r.data() });
+    }
+    Some(line)
 }

@@ -3,7 +3,7 @@
 
 use crate::handle;
 use crate::logging;
-use crate::message::{Message, Payload, PTYPE_ERROR, PTYPE_TAG_ALLOCSESSION};
+use crate::message::{Message, Payload, PTYPE_ERROR, PTYPE_SOCKET, PTYPE_TAG_ALLOCSESSION};
 use crate::mq::{self, Popped, Pushed, ServiceQueue};
 use crate::{cservice, harbor, timer};
 use parking_lot::Mutex;
@@ -172,6 +172,17 @@ impl Context {
 fn bounce(dead: u32, msg: Message) {
     if msg.source != 0 {
         send_raw(dead, msg.source, PTYPE_ERROR, msg.session, Payload::NULL, 0);
+    }
+    discard(msg);
+}
+
+/// Frees a message nobody will handle, including the DATA/UDP buffer a socket event
+/// carries inside its record.
+fn discard(msg: Message) {
+    if msg.ptype == PTYPE_SOCKET {
+        // SAFETY: an undelivered socket event still owns its buffer, and the message
+        // is dropped right after, so the buffer is never used again.
+        unsafe { crate::socket_message::free_buffer(msg.bytes()) };
     }
 }
 
@@ -381,6 +392,8 @@ fn dispatch_one(ctx: &Arc<Context>, msg: Message, watch: &dyn DispatchWatch) {
             } else {
                 s.dispatch(ctx, msg);
             }
+        } else {
+            discard(msg);
         }
     }
     drop(service);

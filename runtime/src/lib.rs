@@ -12,6 +12,7 @@ pub mod daemon;
 pub mod env;
 pub mod handle;
 pub mod harbor;
+pub mod interpreter;
 pub mod logging;
 pub mod luaclib;
 pub mod memory;

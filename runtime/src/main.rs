@@ -1,4 +1,5 @@
-//! The `skynet` binary: `skynet CONFIG` runs a node, as upstream's does.
+//! The `skynet` binary: `skynet CONFIG` runs a node, as upstream's does;
+//! `skynet lua SCRIPT [ARGS]` runs a client script in a plain Lua 5.5 interpreter.
 
 use std::process::ExitCode;
 
@@ -7,7 +8,8 @@ static ALLOC: skynet::memory::CountingAlloc = skynet::memory::CountingAlloc;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
-    match args.get(1) {
+    match args.get(1).map(String::as_str) {
+        Some("lua") if args.len() >= 3 => skynet::interpreter::run(&args[0], &args[2], &args[3..]),
         Some(config) => skynet::start::start(config),
         None => {
             eprintln!("Need a config file. Please read skynet wiki : https://github.com/cloudwu/skynet/wiki/Config");

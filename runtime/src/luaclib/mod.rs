@@ -1,6 +1,7 @@
 //! Native Lua modules, one file each, named after the module. Every snlua VM finds them
 //! in `package.preload`, so they win over any `.so` on `lua_cpath`.
 
+pub mod clientsocket;
 pub mod codecache;
 pub mod core;
 pub mod crypt;

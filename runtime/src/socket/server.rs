@@ -72,6 +72,8 @@ struct Socket {
     /// `close` came while data was pending: free once it is written.
     closing: bool,
     close_reported: bool,
+    /// The peer closed its side: read until EOF even after a short read.
+    eof_pending: bool,
     accepted: u64,
     bytes_read: u64,
     bytes_written: u64,
@@ -97,6 +99,7 @@ impl Socket {
             warned: false,
             closing: false,
             close_reported: false,
+            eof_pending: false,
             accepted: 0,
             bytes_read: 0,
             bytes_written: 0,
@@ -181,6 +184,9 @@ pub(super) fn run(poll: Poll, requests: Receiver<Request>) {
                 continue;
             }
             let id = ev.token().0 as i32;
+            if ev.is_read_closed() {
+                server.peer_closed(id);
+            }
             server.ready(
                 id,
                 ev.is_readable() || ev.is_read_closed(),
@@ -486,6 +492,14 @@ impl Server {
         }
     }
 
+    /// The peer's FIN is in: reads go on past a short read until they see it, because
+    /// an edge that brought data and FIN together will not come again.
+    fn peer_closed(&mut self, id: i32) {
+        if let Some(s) = self.sockets.get_mut(&id) {
+            s.eof_pending = true;
+        }
+    }
+
     /// Handles readiness of `id`.
     fn ready(&mut self, id: i32, readable: bool, writable: bool) {
         let Some(s) = self.sockets.get_mut(&id) else {
@@ -618,7 +632,7 @@ impl Server {
                     s.read_time = timer::now();
                     let data = Payload::copy_of(&self.scratch[..n]);
                     deliver(s.owner, Event::data(id, data, n));
-                    if n < self.scratch.len() {
+                    if n < self.scratch.len() && !s.eof_pending {
                         return;
                     }
                 }
