@@ -1,5 +1,6 @@
 //! Native services, one file each, found by module name as `LAUNCH` gives it.
 
+pub mod gate;
 pub mod harbor;
 pub mod logger;
 pub mod snlua;
@@ -15,6 +16,7 @@ pub fn find(module: &str) -> Option<Create> {
         "snlua" => Some(snlua::create),
         "logger" => Some(logger::create),
         "harbor" => Some(harbor::create),
+        "gate" => Some(gate::create),
         _ => None,
     }
 }

@@ -1,0 +1,172 @@
+//! The native `gate` service on real sockets: a node runs test/gate_watchdog.lua, which
+//! launches the gate and echoes packets; the test opens connections from this process
+//! over 127.0.0.1 and checks the echoes, the watchdog's open/close reports, that 10,000
+//! concurrent connections are held, and that a frame over 16 MiB closes only its own
+//! connection.
+
+mod common;
+
+use common::{scratch_dir, skynet_bin, NodeSpec};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Node {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Node {
+    fn start(port: u16, header: &str) -> Node {
+        let spec = NodeSpec::new("gate_watchdog")
+            .threads(2)
+            .line(&format!("gate_port = {port}"))
+            .line(&format!("gate_header = \"{header}\""));
+        let dir = scratch_dir("gate");
+        let log = dir.join("node.log");
+        std::fs::write(dir.join("config.lua"), spec.config(&log)).unwrap();
+        let child = Command::new(skynet_bin())
+            .arg("config.lua")
+            .current_dir(&dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let node = Node { child, log };
+        node.wait_log("gate ready");
+        node
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits (bounded) until the log holds `needle`.
+    fn wait_log(&self, needle: &str) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if self.log_text().contains(needle) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("log never showed {needle:?}:\n{}", self.log_text());
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn connect(port: u16) -> TcpStream {
+    let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    s.set_nodelay(true).unwrap();
+    s
+}
+
+fn echo(s: &mut TcpStream, body: &[u8]) -> Vec<u8> {
+    let mut frame = (body.len() as u16).to_be_bytes().to_vec();
+    frame.extend_from_slice(body);
+    s.write_all(&frame).unwrap();
+    let mut header = [0u8; 2];
+    s.read_exact(&mut header).unwrap();
+    let mut reply = vec![0u8; u16::from_be_bytes(header) as usize];
+    s.read_exact(&mut reply).unwrap();
+    reply
+}
+
+/// Raises this process's descriptor limit towards `want`; returns what it got.
+fn raise_fd_limit(want: u64) -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit with a valid struct.
+    unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+        lim.rlim_cur = lim.rlim_max.min(want);
+        libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+    }
+    lim.rlim_cur
+}
+
+#[test]
+fn gate_echoes_and_reports_open_and_close() {
+    let node = Node::start(18561, "S");
+    let mut a = connect(18561);
+    let mut b = connect(18561);
+    assert_eq!(echo(&mut a, b"hello"), b"hello");
+    assert_eq!(echo(&mut b, &[7u8; 3000]), vec![7u8; 3000]);
+    // A frame split across writes is reassembled.
+    a.write_all(&[0, 5, b'w']).unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    a.write_all(b"orld").unwrap();
+    let mut reply = [0u8; 7];
+    a.read_exact(&mut reply).unwrap();
+    assert_eq!(&reply, b"\0\x05world");
+    drop(a);
+    drop(b);
+    let mut c = connect(18561);
+    assert_eq!(echo(&mut c, b"report"), b"report");
+    node.wait_log("report opened 3 closed 2");
+    let log = node.log_text();
+    assert_eq!(log.matches("socket open: ").count(), 3, "{log}");
+}
+
+#[test]
+fn oversize_frame_closes_only_that_connection() {
+    let node = Node::start(18562, "L");
+    let mut good = connect(18562);
+    let mut bad = connect(18562);
+    let frame = |body: &[u8]| {
+        let mut f = (body.len() as u32).to_be_bytes().to_vec();
+        f.extend_from_slice(body);
+        f
+    };
+    good.write_all(&frame(b"before")).unwrap();
+    let mut reply = [0u8; 10];
+    good.read_exact(&mut reply).unwrap();
+    assert_eq!(&reply[4..], b"before");
+    bad.write_all(&[0x01, 0x00, 0x00, 0x00, 1, 2, 3]).unwrap();
+    node.wait_log("Recv socket message > 16M");
+    let mut rest = Vec::new();
+    let n = bad.read_to_end(&mut rest).unwrap_or(0);
+    assert_eq!(n, 0, "the offender is closed without a reply");
+    good.write_all(&frame(b"after")).unwrap();
+    let mut reply = [0u8; 9];
+    good.read_exact(&mut reply).unwrap();
+    assert_eq!(&reply[4..], b"after");
+}
+
+#[test]
+fn gate_holds_ten_thousand_connections() {
+    const N: usize = 10_000;
+    let limit = raise_fd_limit(N as u64 + 1000);
+    if limit < N as u64 + 200 {
+        eprintln!(
+            "skipped: this process may open only {limit} descriptors, {N} connections need more"
+        );
+        return;
+    }
+    let node = Node::start(18563, "S");
+    let mut conns: Vec<TcpStream> = (0..N).map(|_| connect(18563)).collect();
+    node.wait_log(&format!("opened {N}"));
+    // Every connection is live: a sample round trip on every 500th.
+    for (i, c) in conns.iter_mut().enumerate().step_by(500) {
+        let body = format!("conn {i}");
+        assert_eq!(echo(c, body.as_bytes()), body.as_bytes());
+    }
+    let mut last = conns.pop().unwrap();
+    assert_eq!(echo(&mut last, b"report"), b"report");
+    node.wait_log(&format!("report opened {N} closed 0"));
+    drop(conns);
+    node.wait_log(&format!("closed {}", (N - 1) / 1000 * 1000));
+}
