@@ -3,6 +3,7 @@
 -- the caller while it is waiting.
 local skynet = require "skynet"
 local c = require "skynet.core"
+local tester = require "tester"
 
 local mode = ...
 
@@ -62,16 +63,10 @@ if mode == "slave" then
 		skynet.retpack(table.unpack(CMD.last_twice))
 	end
 
-	skynet.start(function()
-		skynet.dispatch("lua", function(session, source, cmd, ...)
-			local f = assert(CMD[cmd], cmd)
-			f(...)
-		end)
-	end)
+	tester.serve(CMD)
 	return
 end
 
-local tester = require "tester"
 local eq, ok, raises = tester.eq, tester.ok, tester.raises
 
 tester.run("test_call", function()
@@ -130,20 +125,11 @@ tester.run("test_call", function()
 	ok(twice_err:find("No session", 1, true), "second skynet.ret error: " .. twice_err)
 
 	-- several concurrent calls from forks all get their own answers
-	local answers, done = {}, 0
-	local me = coroutine.running()
+	local answers = tester.concurrent(20, function(i)
+		return skynet.call(slave, "lua", "echo", i * i)
+	end)
 	for i = 1, 20 do
-		skynet.fork(function()
-			answers[i] = skynet.call(slave, "lua", "echo", i * i)
-			done = done + 1
-			if done == 20 then
-				skynet.wakeup(me)
-			end
-		end)
-	end
-	skynet.wait(me)
-	for i = 1, 20 do
-		eq(answers[i], i * i, "concurrent answer " .. i)
+		eq(answers[i][2], i * i, "concurrent answer " .. i)
 	end
 
 	tester.flush_log()

@@ -3,6 +3,7 @@
 -- back as PTYPE_ERROR); and calls/sends to a dead handle, a handle that never existed
 -- and an unknown local name.
 local skynet = require "skynet"
+local tester = require "tester"
 
 local mode = ...
 
@@ -30,40 +31,15 @@ if mode == "slave" then
 	function CMD.exit_when(n)
 		-- keep the worker busy until n messages wait in the queue, then exit: they
 		-- were never dispatched, so the core bounces every one of them
-		local tester = require "tester"
-		tester.spin_until(function()
-			return skynet.mqlen() >= n
-		end)
+		tester.spin_until_queued(n)
 		skynet.exit()
 	end
 
-	skynet.start(function()
-		skynet.dispatch("lua", function(_, _, cmd, ...)
-			assert(CMD[cmd], cmd)(...)
-		end)
-	end)
+	tester.serve(CMD)
 	return
 end
 
-local tester = require "tester"
-local eq, ok, raises = tester.eq, tester.ok, tester.raises
-
--- Runs n calls concurrently; returns their pcall results.
-local function concurrent(n, f)
-	local me = coroutine.running()
-	local results, done = {}, 0
-	for i = 1, n do
-		skynet.fork(function()
-			results[i] = table.pack(pcall(f, i))
-			done = done + 1
-			if done == n then
-				skynet.wakeup(me)
-			end
-		end)
-	end
-	skynet.wait(me)
-	return results
-end
+local eq, raises, failed = tester.eq, tester.raises, tester.failed
 
 tester.run("test_deadcall", function()
 	-- exiting while handling the call
@@ -82,7 +58,7 @@ tester.run("test_deadcall", function()
 
 	-- exit with requests held in a response closure and in a sleeping coroutine
 	local s2 = skynet.newservice(SERVICE_NAME, "slave")
-	local held = concurrent(3, function(i)
+	local held = tester.concurrent(3, function(i)
 		if i == 1 then
 			return skynet.call(s2, "lua", "hold")
 		elseif i == 2 then
@@ -93,19 +69,17 @@ tester.run("test_deadcall", function()
 		end
 	end)
 	for i = 1, 3 do
-		eq(held[i][1], false, "held request " .. i .. " fails")
-		ok(tostring(held[i][2]):find("call failed", 1, true), "held request " .. i .. ": " .. tostring(held[i][2]))
+		failed(held[i], "call failed", "held request " .. i)
 	end
 
 	-- exit with requests still in the queue
 	local s3 = skynet.newservice(SERVICE_NAME, "slave")
 	skynet.send(s3, "lua", "exit_when", 5)
-	local queued = concurrent(5, function(i)
+	local queued = tester.concurrent(5, function(i)
 		return skynet.call(s3, "lua", "echo", i)
 	end)
 	for i = 1, 5 do
-		eq(queued[i][1], false, "queued request " .. i .. " fails")
-		ok(tostring(queued[i][2]):find("call failed", 1, true), "queued request " .. i .. ": " .. tostring(queued[i][2]))
+		failed(queued[i], "call failed", "queued request " .. i)
 	end
 	raises("call to invalid address", skynet.call, s3, "lua", "echo", 7)
 end)

@@ -3,6 +3,7 @@
 -- kill time bouncing back to their callers as errors.
 local skynet = require "skynet"
 require "skynet.manager"
+local tester = require "tester"
 
 local mode = ...
 
@@ -21,10 +22,7 @@ if mode == "slave" then
 	function CMD.kill_self_when(n)
 		-- busy until n messages are queued, then kill this very service by handle:
 		-- the queued messages are never dispatched and must bounce
-		local tester = require "tester"
-		tester.spin_until(function()
-			return skynet.mqlen() >= n
-		end)
+		tester.spin_until_queued(n)
 		skynet.kill(skynet.self())
 	end
 
@@ -32,16 +30,11 @@ if mode == "slave" then
 		skynet.exit()
 	end
 
-	skynet.start(function()
-		skynet.dispatch("lua", function(_, _, cmd, ...)
-			assert(CMD[cmd], cmd)(...)
-		end)
-	end)
+	tester.serve(CMD)
 	return
 end
 
-local tester = require "tester"
-local eq, ok, raises = tester.eq, tester.ok, tester.raises
+local eq, ok, raises, failed = tester.eq, tester.ok, tester.raises, tester.failed
 
 local function launched(addr)
 	local list = skynet.call(".launcher", "lua", "LIST")
@@ -78,21 +71,11 @@ tester.run("test_kill", function()
 	-- queued messages bounce when their service is killed
 	local d = skynet.newservice(SERVICE_NAME, "slave")
 	skynet.send(d, "lua", "kill_self_when", 4)
-	local me = coroutine.running()
-	local results, done = {}, 0
+	local results = tester.concurrent(4, function(i)
+		return skynet.call(d, "lua", "echo", i)
+	end)
 	for i = 1, 4 do
-		skynet.fork(function()
-			results[i] = table.pack(pcall(skynet.call, d, "lua", "echo", i))
-			done = done + 1
-			if done == 4 then
-				skynet.wakeup(me)
-			end
-		end)
-	end
-	skynet.wait(me)
-	for i = 1, 4 do
-		eq(results[i][1], false, "queued call " .. i .. " fails")
-		ok(tostring(results[i][2]):find("call failed", 1, true), "queued call " .. i .. ": " .. tostring(results[i][2]))
+		failed(results[i], "call failed", "queued call " .. i)
 	end
 	tester.wait_log(string.format("KILL :%x", d))
 end)

@@ -2,6 +2,7 @@
 -- caps the service's Lua heap; an allocation past it raises "not enough memory" (caught
 -- or not) and the service keeps running once the garbage is gone.
 local skynet = require "skynet"
+local tester = require "tester"
 
 local mode = ...
 
@@ -45,15 +46,10 @@ if mode == "slave" then
 		skynet.retpack(memlimit_cleared, collectgarbage "count")
 	end
 
-	skynet.start(function()
-		skynet.dispatch("lua", function(_, _, cmd, ...)
-			assert(CMD[cmd], cmd)(...)
-		end)
-	end)
+	tester.serve(CMD)
 	return
 end
 
-local tester = require "tester"
 local eq, ok, raises = tester.eq, tester.ok, tester.raises
 
 tester.run("test_memlimit", function()

@@ -5,26 +5,30 @@
 local skynet = require "skynet"
 require "skynet.manager"
 local c = require "skynet.core"
+local tester = require "tester"
 
 local mode = ...
 
 if mode == "slave" then
-	skynet.start(function()
-		skynet.dispatch("lua", function(_, _, cmd, name)
-			if cmd == "register" then
-				skynet.register(name)
-				skynet.retpack(true)
-			elseif cmd == "whoami" then
-				skynet.retpack(skynet.self())
-			elseif cmd == "quit" then
-				skynet.exit()
-			end
-		end)
-	end)
+	local CMD = {}
+
+	function CMD.register(name)
+		skynet.register(name)
+		skynet.retpack(true)
+	end
+
+	function CMD.whoami()
+		skynet.retpack(skynet.self())
+	end
+
+	function CMD.quit()
+		skynet.exit()
+	end
+
+	tester.serve(CMD)
 	return
 end
 
-local tester = require "tester"
 local eq, ok, raises = tester.eq, tester.ok, tester.raises
 
 tester.run("test_names", function()

@@ -2,6 +2,7 @@
 -- in its queue gets `error: May overload, message queue length = N` logged from its
 -- address when it pops the next one, and then goes on serving.
 local skynet = require "skynet"
+local tester = require "tester"
 
 local mode = ...
 
@@ -9,25 +10,25 @@ local FLOOD = 1500
 
 if mode == "slave" then
 	local handled = 0
-	skynet.start(function()
-		skynet.dispatch("lua", function(_, _, cmd, n)
-			if cmd == "busy" then
-				-- hold this worker until the flood has arrived
-				local tester = require "tester"
-				tester.spin_until(function()
-					return skynet.mqlen() >= n
-				end)
-			elseif cmd == "nop" then
-				handled = handled + 1
-			elseif cmd == "count" then
-				skynet.retpack(handled)
-			end
-		end)
-	end)
+	local CMD = {}
+
+	function CMD.busy(n)
+		-- hold this worker until the flood has arrived
+		tester.spin_until_queued(n)
+	end
+
+	function CMD.nop()
+		handled = handled + 1
+	end
+
+	function CMD.count()
+		skynet.retpack(handled)
+	end
+
+	tester.serve(CMD)
 	return
 end
 
-local tester = require "tester"
 local eq, ok = tester.eq, tester.ok
 
 tester.run("test_overload", function()

@@ -7,29 +7,23 @@ local tester = require "tester"
 local eq, deep_eq, raises = tester.eq, tester.deep_eq, tester.raises
 
 local function run_workers(cs, n, trace)
-	local me = coroutine.running()
-	local done = 0
+	local results = tester.concurrent(n, function(i)
+		local function work()
+			trace[#trace + 1] = "enter " .. i
+			-- earlier workers sleep longer, so without the lock they would
+			-- finish last
+			skynet.sleep(n - i + 1)
+			trace[#trace + 1] = "leave " .. i
+		end
+		if cs then
+			cs(work)
+		else
+			work()
+		end
+	end)
 	for i = 1, n do
-		skynet.fork(function()
-			local function work()
-				trace[#trace + 1] = "enter " .. i
-				-- earlier workers sleep longer, so without the lock they would
-				-- finish last
-				skynet.sleep(n - i + 1)
-				trace[#trace + 1] = "leave " .. i
-			end
-			if cs then
-				cs(work)
-			else
-				work()
-			end
-			done = done + 1
-			if done == n then
-				skynet.wakeup(me)
-			end
-		end)
+		tester.ok(results[i][1], "worker " .. i .. ": " .. tostring(results[i][2]))
 	end
-	skynet.wait(me)
 end
 
 tester.run("test_queue", function()

@@ -2,6 +2,7 @@
 -- error, the "TEST" probe, answering twice, a custom pack function, answering a caller
 -- that has died, and the warning for a request nobody answered.
 local skynet = require "skynet"
+local tester = require "tester"
 
 local mode, arg = ...
 
@@ -64,11 +65,7 @@ if mode == "slave" then
 		skynet.retpack(results)
 	end
 
-	skynet.start(function()
-		skynet.dispatch("lua", function(session, source, cmd, ...)
-			assert(CMD[cmd], cmd)(...)
-		end)
-	end)
+	tester.serve(CMD)
 	return
 elseif mode == "client" then
 	-- calls the slave and then dies while the call is still pending
@@ -89,7 +86,6 @@ elseif mode == "client" then
 	return
 end
 
-local tester = require "tester"
 local eq, ok, raises = tester.eq, tester.ok, tester.raises
 
 tester.run("test_response", function()

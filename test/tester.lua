@@ -120,18 +120,39 @@ function tester.deep_eq(actual, expected, what)
 	return actual
 end
 
--- Runs f(...) and requires it to raise; the error text must contain `needle` (plain
--- substring, not a pattern). Returns the error text.
-function tester.raises(needle, f, ...)
-	local ok, err = pcall(f, ...)
-	if ok then
-		error("expected an error containing " .. render(needle) .. ", but the call succeeded", 2)
+-- Checks the outcome of a pcall: it must have failed, and (unless `needle` is nil) with
+-- an error text containing `needle` (plain substring, not a pattern). Returns the error
+-- text, or nil and what is wrong.
+local function check_failure(succeeded, err, needle, what)
+	if succeeded then
+		return nil, label(what) .. "expected an error containing " .. render(needle) .. ", but the call succeeded"
 	end
 	err = tostring(err)
 	if needle and not err:find(needle, 1, true) then
-		error("expected an error containing " .. render(needle) .. ", got " .. render(err), 2)
+		return nil, label(what) .. "expected an error containing " .. render(needle) .. ", got " .. render(err)
 	end
 	return err
+end
+
+-- Runs f(...) and requires it to raise; the error text must contain `needle` (plain
+-- substring, not a pattern). Returns the error text.
+function tester.raises(needle, f, ...)
+	local succeeded, err = pcall(f, ...)
+	local text, problem = check_failure(succeeded, err, needle)
+	if problem then
+		error(problem, 2)
+	end
+	return text
+end
+
+-- Like raises, for a call already made: `result` is table.pack(pcall(...)) (an entry of
+-- what tester.concurrent returns). Returns the error text.
+function tester.failed(result, needle, what)
+	local text, problem = check_failure(result[1], result[2], needle, what)
+	if problem then
+		error(problem, 2)
+	end
+	return text
 end
 
 function tester.log_path()
@@ -233,6 +254,13 @@ function tester.spin_until(cond, seconds)
 	return true
 end
 
+-- Spins (as spin_until) until at least n messages wait in this service's queue.
+function tester.spin_until_queued(n, seconds)
+	return tester.spin_until(function()
+		return skynet.mqlen() >= n
+	end, seconds)
+end
+
 -- A count-down latch: `done()` n times releases `wait()`. Unlike a bare
 -- skynet.wakeup(co), a completion that happens while the waiter is suspended in
 -- something else (a call, say) is not lost.
@@ -254,6 +282,41 @@ function tester.latch(n)
 		end
 	end
 	return latch
+end
+
+-- Forks f(1), ..., f(n) in that order, each in its own coroutine and under pcall.
+-- Returns a function that waits until all of them have finished and then returns their
+-- results: results[i] is table.pack(pcall(f, i)).
+function tester.fork_all(n, f)
+	local results = {}
+	local latch = tester.latch(n)
+	for i = 1, n do
+		skynet.fork(function()
+			results[i] = table.pack(pcall(f, i))
+			latch.done()
+		end)
+	end
+	return function()
+		latch.wait()
+		return results
+	end
+end
+
+-- Runs f(1), ..., f(n) concurrently (see fork_all) and returns their results once all
+-- have finished.
+function tester.concurrent(n, f)
+	return tester.fork_all(n, f)()
+end
+
+-- For a test's helper service (a second instance of the test launched with a role
+-- argument): starts the service with a "lua" dispatch that runs CMD[cmd](...); an
+-- unknown command raises.
+function tester.serve(CMD)
+	skynet.start(function()
+		skynet.dispatch("lua", function(_, _, cmd, ...)
+			assert(CMD[cmd], cmd)(...)
+		end)
+	end)
 end
 
 local finished = false

@@ -9,6 +9,7 @@ mod common;
 use common::{scratch_dir, skynet_bin, NodeSpec};
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -20,6 +21,11 @@ struct Node {
 
 impl Node {
     fn start(port: u16, header: &str) -> Node {
+        Node::start_limited(port, header, None)
+    }
+
+    /// Starts the node, optionally with a descriptor limit.
+    fn start_limited(port: u16, header: &str, nofile: Option<u64>) -> Node {
         let spec = NodeSpec::new("gate_watchdog")
             .threads(2)
             .line(&format!("gate_port = {port}"))
@@ -27,14 +33,26 @@ impl Node {
         let dir = scratch_dir("gate");
         let log = dir.join("node.log");
         std::fs::write(dir.join("config.lua"), spec.config(&log)).unwrap();
-        let child = Command::new(skynet_bin())
-            .arg("config.lua")
+        let mut cmd = Command::new(skynet_bin());
+        cmd.arg("config.lua")
             .current_dir(&dir)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+            .stderr(Stdio::null());
+        if let Some(n) = nofile {
+            // SAFETY: setrlimit is async-signal-safe, as pre_exec requires.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let lim = libc::rlimit {
+                        rlim_cur: n,
+                        rlim_max: n,
+                    };
+                    libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+                    Ok(())
+                });
+            }
+        }
+        let child = cmd.spawn().unwrap();
         let node = Node { child, log };
         node.wait_log("gate ready");
         node
@@ -169,4 +187,54 @@ fn gate_holds_ten_thousand_connections() {
     node.wait_log(&format!("report opened {N} closed 0"));
     drop(conns);
     node.wait_log(&format!("closed {}", (N - 1) / 1000 * 1000));
+}
+
+#[test]
+fn running_out_of_descriptors_does_not_wedge_the_listener() {
+    let node = Node::start_limited(18564, "S", Some(64));
+    // Far more connections than the node has descriptors for.
+    let flood: Vec<TcpStream> = (0..150)
+        .filter_map(|_| TcpStream::connect(("127.0.0.1", 18564)).ok())
+        .collect();
+    // The gate takes connections until the node runs out of descriptors.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut seen = 0;
+    loop {
+        std::thread::sleep(Duration::from_millis(300));
+        let now = node.log_text().matches("socket open: ").count();
+        if now > 20 && now == seen {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the gate stopped accepting:\n{}",
+            node.log_text()
+        );
+        seen = now;
+    }
+    assert!(
+        seen < flood.len(),
+        "the limit was never reached ({seen} opened)"
+    );
+    drop(flood);
+    // Once the flood is gone the gate accepts and serves again.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut c = connect(18564);
+        let mut frame = vec![0, 2];
+        frame.extend_from_slice(b"ok");
+        let _ = c.write_all(&frame);
+        let mut reply = [0u8; 4];
+        c.set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        if c.read_exact(&mut reply).is_ok() {
+            assert_eq!(&reply, b"\0\x02ok");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the gate never served again:\n{}",
+            node.log_text()
+        );
+    }
 }

@@ -283,6 +283,8 @@ impl Gate {
             sm::CLOSE | sm::ERROR => {
                 if self.connections.remove(&r.id).is_some() {
                     self.report(format!("{} close", r.id));
+                    // A peer's EOF leaves the socket half open; free it now.
+                    socket::close(self.me, r.id);
                 }
             }
             sm::ACCEPT => {

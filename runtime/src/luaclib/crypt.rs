@@ -614,70 +614,11 @@ pub unsafe extern "C-unwind" fn open(l: *mut lua_State) -> c_int {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::ptr;
+    use crate::luaclib::testvm::TestVm;
 
     /// A fresh Lua state with the standard libraries and `crypt` as a global.
-    struct Vm(*mut lua_State);
-
-    impl Vm {
-        fn new() -> Vm {
-            // SAFETY: a fresh state, used only by this test thread.
-            unsafe {
-                let l = ffi::luaL_newstate();
-                assert!(!l.is_null());
-                ffi::luaL_openlibs(l);
-                ffi::lua_pushcfunction(l, open);
-                ffi::lua_call(l, 0, 1);
-                ffi::lua_setglobal(l, c"crypt".as_ptr());
-                Vm(l)
-            }
-        }
-
-        /// Runs `PRELUDE` followed by `code`; a Lua error becomes `Err(message)`.
-        fn run(&self, code: &str) -> Result<(), String> {
-            let chunk = format!("{PRELUDE}\n{code}");
-            let l = self.0;
-            // SAFETY: loading and calling in protected mode; nothing escapes the pcall.
-            unsafe {
-                let top = ffi::lua_gettop(l);
-                let mut status = ffi::luaL_loadbufferx(
-                    l,
-                    chunk.as_ptr().cast(),
-                    chunk.len(),
-                    c"=test".as_ptr(),
-                    ptr::null(),
-                );
-                if status == ffi::LUA_OK {
-                    status = ffi::lua_pcall(l, 0, 0, 0);
-                }
-                let result = if status == ffi::LUA_OK {
-                    Ok(())
-                } else {
-                    let mut len = 0;
-                    let p = ffi::luaL_tolstring(l, -1, &mut len);
-                    Err(
-                        String::from_utf8_lossy(std::slice::from_raw_parts(p.cast::<u8>(), len))
-                            .into_owned(),
-                    )
-                };
-                ffi::lua_settop(l, top);
-                result
-            }
-        }
-
-        #[track_caller]
-        fn check(&self, code: &str) {
-            if let Err(e) = self.run(code) {
-                panic!("Lua failed: {e}");
-            }
-        }
-    }
-
-    impl Drop for Vm {
-        fn drop(&mut self) {
-            // SAFETY: the state is ours and no longer used.
-            unsafe { ffi::lua_close(self.0) }
-        }
+    fn vm() -> TestVm {
+        TestVm::new(PRELUDE, &[]).with_module(c"crypt", open)
     }
 
     const PRELUDE: &str = r#"
@@ -703,7 +644,7 @@ local b = unhex '0807060504030201'
 
     #[test]
     fn harness_can_fail() {
-        let vm = Vm::new();
+        let vm = vm();
         assert!(vm.run("eq('a', 'b', 'x')").is_err());
         assert!(vm.run("fails('x', function() end)").is_err());
         assert!(vm
@@ -713,7 +654,7 @@ local b = unhex '0807060504030201'
 
     #[test]
     fn table_shape() {
-        Vm::new().check(
+        vm().check(
             r#"
             local names = { 'hashkey', 'randomkey', 'desencode', 'desdecode', 'hexencode',
               'hexdecode', 'hmac64', 'hmac64_md5', 'dhexchange', 'dhsecret', 'base64encode',
@@ -733,7 +674,7 @@ local b = unhex '0807060504030201'
 
     #[test]
     fn hashkey_vectors() {
-        Vm::new().check(
+        vm().check(
             r#"
             eq('05150000a7c6674e', hex(crypt.hashkey('')))
             eq('9930920fcbef1867', hex(crypt.hashkey('hello')))
@@ -744,7 +685,7 @@ local b = unhex '0807060504030201'
 
     #[test]
     fn randomkey_rules() {
-        Vm::new().check(
+        vm().check(
             r#"
             local seen = {}
             for i = 1, 200 do
@@ -762,7 +703,7 @@ local b = unhex '0807060504030201'
 
     #[test]
     fn des_vectors() {
-        Vm::new().check(
+        vm().check(
             r#"
             local key = '12345678'
             local function enc(text, padding)
@@ -808,7 +749,7 @@ local b = unhex '0807060504030201'
 
     #[test]
     fn des_padding_and_errors() {
-        Vm::new().check(
+        vm().check(
             r#"
             local key = '12345678'
             -- a single block encrypting exactly `plain` (drop the padding block)
@@ -854,7 +795,7 @@ local b = unhex '0807060504030201'
 
     #[test]
     fn hex() {
-        Vm::new().check(
+        vm().check(
             r#"
             eq('', crypt.hexencode(''))
             eq('00017f80ff', crypt.hexencode('\0\1\127\128\255'))
@@ -879,7 +820,7 @@ local b = unhex '0807060504030201'
 
     #[test]
     fn hmac_vectors() {
-        Vm::new().check(
+        vm().check(
             r#"
             eq('ac9ffda9547a027a', hex(crypt.hmac64('12345678', 'abcdefgh')))
             eq('8b83c1fbaa76c63f', hex(crypt.hmac64(a, b)))
@@ -903,7 +844,7 @@ local b = unhex '0807060504030201'
 
     #[test]
     fn dh_vectors() {
-        Vm::new().check(
+        vm().check(
             r#"
             local one = string.pack('<I8', 1)
             eq('0500000000000000', hex(crypt.dhexchange(one)))
@@ -935,7 +876,7 @@ local b = unhex '0807060504030201'
 
     #[test]
     fn base64() {
-        Vm::new().check(
+        vm().check(
             r#"
             local cases = { [''] = '', f = 'Zg==', fo = 'Zm8=', foo = 'Zm9v', foob = 'Zm9vYg==',
               fooba = 'Zm9vYmE=', foobar = 'Zm9vYmFy', ['\255\254\253'] = '//79' }
@@ -973,7 +914,7 @@ local b = unhex '0807060504030201'
 
     #[test]
     fn sha1_vectors() {
-        Vm::new().check(
+        vm().check(
             r#"
             local function sha1(s) return hex(crypt.sha1(s)) end
             local function hmac(k, s) return hex(crypt.hmac_sha1(k, s)) end
@@ -1005,7 +946,7 @@ local b = unhex '0807060504030201'
 
     #[test]
     fn xor() {
-        Vm::new().check(
+        vm().check(
             r#"
             eq('', crypt.xor_str('', 'k'))
             eq('\3\0\1', crypt.xor_str('abc', 'b'))

@@ -11,6 +11,8 @@ pub mod netpack;
 pub mod profile;
 pub mod seri;
 pub mod socketdriver;
+#[cfg(test)]
+pub(crate) mod testvm;
 
 use mlua::ffi::lua_State;
 

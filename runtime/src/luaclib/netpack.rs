@@ -497,6 +497,7 @@ pub unsafe extern "C-unwind" fn open(l: *mut lua_State) -> c_int {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::luaclib::testvm::TestVm;
     use crate::message::payload_from;
     use std::slice;
 
@@ -706,79 +707,20 @@ mod tests {
         1
     }
 
-    struct Vm(*mut lua_State);
-
-    impl Vm {
-        fn new() -> Vm {
-            // SAFETY: a fresh state used only by this test thread.
-            unsafe {
-                let l = ffi::luaL_newstate();
-                assert!(!l.is_null());
-                ffi::luaL_openlibs(l);
-                ffi::lua_pushcfunction(l, open);
-                ffi::lua_call(l, 0, 1);
-                ffi::lua_setglobal(l, c"netpack".as_ptr());
-                let funcs: [(&CStr, lua::CFunction); 7] = [
-                    (c"datamsg", datamsg),
-                    (c"sockmsg", sockmsg),
-                    (c"freemsg", freemsg),
-                    (c"peek", peek),
-                    (c"isnull", isnull),
-                    (c"nullptr", nullptr),
-                    (c"dropped", dropped),
-                ];
-                for (name, f) in funcs {
-                    ffi::lua_pushcfunction(l, f);
-                    ffi::lua_setglobal(l, name.as_ptr());
-                }
-                Vm(l)
-            }
-        }
-
-        fn run(&self, code: &str) -> Result<(), String> {
-            let chunk = format!("{PRELUDE}\n{code}");
-            let l = self.0;
-            // SAFETY: loading and calling in protected mode; nothing escapes the pcall.
-            unsafe {
-                let top = ffi::lua_gettop(l);
-                let mut status = ffi::luaL_loadbufferx(
-                    l,
-                    chunk.as_ptr().cast(),
-                    chunk.len(),
-                    c"=test".as_ptr(),
-                    ptr::null(),
-                );
-                if status == ffi::LUA_OK {
-                    status = ffi::lua_pcall(l, 0, 0, 0);
-                }
-                let result = if status == ffi::LUA_OK {
-                    Ok(())
-                } else {
-                    let mut len = 0;
-                    let p = ffi::luaL_tolstring(l, -1, &mut len);
-                    Err(
-                        String::from_utf8_lossy(slice::from_raw_parts(p.cast::<u8>(), len))
-                            .into_owned(),
-                    )
-                };
-                ffi::lua_settop(l, top);
-                result
-            }
-        }
-
-        #[track_caller]
-        fn check(&self, code: &str) {
-            if let Err(e) = self.run(code) {
-                panic!("Lua failed: {e}");
-            }
-        }
-    }
-
-    impl Drop for Vm {
-        fn drop(&mut self) {
-            // SAFETY: the state is ours and no longer used.
-            unsafe { ffi::lua_close(self.0) }
-        }
+    fn vm() -> TestVm {
+        TestVm::new(
+            PRELUDE,
+            &[
+                (c"datamsg", datamsg),
+                (c"sockmsg", sockmsg),
+                (c"freemsg", freemsg),
+                (c"peek", peek),
+                (c"isnull", isnull),
+                (c"nullptr", nullptr),
+                (c"dropped", dropped),
+            ],
+        )
+        .with_module(c"netpack", open)
     }
 
     const PRELUDE: &str = r#"
@@ -813,7 +755,7 @@ end
 
     #[test]
     fn one_whole_packet_is_data() {
-        Vm::new().check(
+        vm().check(
             r#"
 local q, kind, fd, p, sz = feed(nil, 5, frame('hello'))
 eq(q, nil, 'no queue needed')
@@ -828,7 +770,7 @@ eq(r.n, 5) eq(netpack.tostring(r[4], r[5]), 'x')
 
     #[test]
     fn two_packets_in_one_read_are_more() {
-        Vm::new().check(
+        vm().check(
             r#"
 local r = table.pack(feed(nil, 3, frame('ab') .. frame('cde')))
 eq(r.n, 2) eq(type(r[1]), 'userdata') eq(r[2], 'more')
@@ -856,7 +798,7 @@ eq(kind, 'data') eq(fd, 4) eq(netpack.tostring(p, sz), 'b')
 
     #[test]
     fn packet_split_across_three_reads() {
-        Vm::new().check(
+        vm().check(
             r#"
 local s = frame('hello world')
 local q, kind = feed(nil, 7, s:sub(1, 4))
@@ -878,7 +820,7 @@ eq(#got, 2) eq(got[1][2], 'hello world') eq(got[2][2], 'next')
 
     #[test]
     fn header_split_across_reads() {
-        Vm::new().check(
+        vm().check(
             r#"
 local q, kind = feed(nil, 1, '\0')
 eq(type(q), 'userdata') eq(kind, nil)
@@ -903,7 +845,7 @@ eq(kind, 'data') eq(fd, 10) eq(netpack.tostring(p, sz), 'z')
 
     #[test]
     fn zero_length_packets() {
-        Vm::new().check(
+        vm().check(
             r#"
 local q, kind, fd, p, sz = feed(nil, 2, '\0\0')
 eq(kind, 'data') eq(sz, 0) assert(not isnull(p), 'non-null pointer')
@@ -923,7 +865,7 @@ netpack.tostring(p, sz)
 
     #[test]
     fn packet_of_65535_bytes() {
-        Vm::new().check(
+        vm().check(
             r#"
 local body = string.rep('abcdefghijklmnopq', 3855)
 eq(#body, 65535)
@@ -951,7 +893,7 @@ eq(#got, 2) eq(got[1][2], body) eq(got[2][2], 'tail')
 
     #[test]
     fn other_events() {
-        Vm::new().check(
+        vm().check(
             r#"
 local r = table.pack(event(nil, CONNECT, 4, 8888, '127.0.0.1'))
 eq(r.n, 5) eq(r[1], nil) eq(r[2], 'init') eq(r[3], 4) eq(r[4], '127.0.0.1') eq(r[5], 8888)
@@ -992,7 +934,7 @@ eq(select(2, event(nil, CLOSE, 1, 0)), 'close')
 
     #[test]
     fn clear_empties_the_queue() {
-        Vm::new().check(
+        vm().check(
             r#"
 local q = feed(nil, 1, frame('a') .. frame('b'))
 feed(q, 2, '\0\5ab')
@@ -1012,7 +954,7 @@ eq(kind, 'more') eq(#drain(q), 2)
 
     #[test]
     fn gc_frees_the_queue() {
-        let vm = Vm::new();
+        let vm = vm();
         vm.check(
             r#"
 local before = dropped()
@@ -1028,7 +970,7 @@ eq(dropped(), before + 1, 'queue dropped by __gc')
 
     #[test]
     fn pack_and_tostring() {
-        Vm::new().check(
+        vm().check(
             r#"
 local p, sz = netpack.pack('hello')
 eq(sz, 7) eq(peek(p, sz), '\0\5hello')
@@ -1069,7 +1011,7 @@ assert(err:find("bad argument #2 to 'tostring'", 1, true), err)
 
     #[test]
     fn filter_argument_errors() {
-        Vm::new().check(
+        vm().check(
             r#"
 local ok, err = pcall(function() return netpack.filter(nil) end)
 assert(not ok and err:find("bad argument #3 to 'filter'", 1, true), err)
@@ -1085,7 +1027,7 @@ freemsg(m)
 
     #[test]
     fn random_bytes_never_break_it() {
-        Vm::new().check(
+        vm().check(
             r#"
 math.randomseed(12345)
 local q

@@ -816,6 +816,7 @@ pub unsafe extern "C-unwind" fn unpack(l: *mut lua_State) -> c_int {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::luaclib::testvm::TestVm;
 
     /// Test-only globals: `mkptr(i)` makes a light userdata with address `i`, `addr(p)` is
     /// its inverse, `peek(p, n)` copies a buffer into a string, `trash(p)` frees a payload.
@@ -853,77 +854,19 @@ mod tests {
         0
     }
 
-    struct Vm(*mut lua_State);
-
-    impl Vm {
-        fn new() -> Vm {
-            // SAFETY: a fresh state, used only by this test thread.
-            unsafe {
-                let l = ffi::luaL_newstate();
-                assert!(!l.is_null());
-                ffi::luaL_openlibs(l);
-                let funcs: [(&CStr, crate::luaclib::lua::CFunction); 7] = [
-                    (c"pack", pack),
-                    (c"unpack", unpack),
-                    (c"packstring", packstring),
-                    (c"mkptr", mkptr),
-                    (c"addr", addr),
-                    (c"peek", peek),
-                    (c"trash", trash),
-                ];
-                for (name, f) in funcs {
-                    ffi::lua_pushcfunction(l, f);
-                    ffi::lua_setglobal(l, name.as_ptr());
-                }
-                Vm(l)
-            }
-        }
-
-        /// Runs `PRELUDE` followed by `code`; a Lua error becomes `Err(message)`.
-        fn run(&self, code: &str) -> Result<(), String> {
-            let chunk = format!("{PRELUDE}\n{code}");
-            let l = self.0;
-            // SAFETY: loading and calling in protected mode; nothing escapes the pcall.
-            unsafe {
-                let top = ffi::lua_gettop(l);
-                let mut status = ffi::luaL_loadbufferx(
-                    l,
-                    chunk.as_ptr().cast(),
-                    chunk.len(),
-                    c"=test".as_ptr(),
-                    ptr::null(),
-                );
-                if status == ffi::LUA_OK {
-                    status = ffi::lua_pcall(l, 0, 0, 0);
-                }
-                let result = if status == ffi::LUA_OK {
-                    Ok(())
-                } else {
-                    let mut len = 0;
-                    let p = ffi::luaL_tolstring(l, -1, &mut len);
-                    Err(
-                        String::from_utf8_lossy(slice::from_raw_parts(p.cast::<u8>(), len))
-                            .into_owned(),
-                    )
-                };
-                ffi::lua_settop(l, top);
-                result
-            }
-        }
-
-        #[track_caller]
-        fn check(&self, code: &str) {
-            if let Err(e) = self.run(code) {
-                panic!("Lua failed: {e}");
-            }
-        }
-    }
-
-    impl Drop for Vm {
-        fn drop(&mut self) {
-            // SAFETY: the state is ours and no longer used.
-            unsafe { ffi::lua_close(self.0) }
-        }
+    fn vm() -> TestVm {
+        TestVm::new(
+            PRELUDE,
+            &[
+                (c"pack", pack),
+                (c"unpack", unpack),
+                (c"packstring", packstring),
+                (c"mkptr", mkptr),
+                (c"addr", addr),
+                (c"peek", peek),
+                (c"trash", trash),
+            ],
+        )
     }
 
     const PRELUDE: &str = r#"
@@ -990,7 +933,7 @@ end
 
     #[test]
     fn integers() {
-        Vm::new().check(
+        vm().check(
             r#"
             expect('02', 0)
             expect('0a 01', 1)
@@ -1013,7 +956,7 @@ end
 
     #[test]
     fn floats() {
-        Vm::new().check(
+        vm().check(
             r#"
             expect('42 00 00 00 00 00 00 f8 3f', 1.5)
             expect('42 00 00 00 00 00 00 f0 3f', 1.0)
@@ -1029,7 +972,7 @@ end
 
     #[test]
     fn scalars_and_nil_arguments() {
-        Vm::new().check(
+        vm().check(
             r#"
             expect('00', nil)
             expect('09', true)
@@ -1050,7 +993,7 @@ end
 
     #[test]
     fn strings() {
-        Vm::new().check(
+        vm().check(
             r#"
             expect('04', '')
             expect('1c 61 62 63', 'abc')
@@ -1074,7 +1017,7 @@ end
 
     #[test]
     fn tables() {
-        Vm::new().check(
+        vm().check(
             r#"
             expect('06 00', {})
             expect('1e 0a 01 0a 02 0a 03 00', {1, 2, 3})
@@ -1129,7 +1072,7 @@ end
 
     #[test]
     fn pairs_metamethod() {
-        Vm::new().check(
+        vm().check(
             r#"
             local proxy = setmetatable({}, {__pairs = function(t)
               return next, {a = 1}, nil
@@ -1189,7 +1132,7 @@ end
 
     #[test]
     fn light_userdata() {
-        Vm::new().check(
+        vm().check(
             r#"
             local p = mkptr(0x0102030405060708)
             expect('03 08 07 06 05 04 03 02 01', p)
@@ -1209,7 +1152,7 @@ end
 
     #[test]
     fn empty_pack_and_unpack() {
-        Vm::new().check(
+        vm().check(
             r#"
             local p, n = pack()
             assert(type(p) == 'userdata' and n == 0 and addr(p) ~= 0)
@@ -1235,7 +1178,7 @@ end
 
     #[test]
     fn unpack_argument_errors() {
-        Vm::new().check(
+        vm().check(
             r#"
             fails('deserialize null pointer', unpack, mkptr(0), 5)
             fails('deserialize null pointer', unpack, 12, 5)
@@ -1252,7 +1195,7 @@ end
 
     #[test]
     fn invalid_streams() {
-        Vm::new().check(
+        vm().check(
             r#"
             local function bad(h, remaining, line)
               local want = string.format('Invalid serialize stream %d (line:%d)', remaining, line)
@@ -1306,7 +1249,7 @@ end
 
     #[test]
     fn depth_limit() {
-        Vm::new().check(
+        vm().check(
             r#"
             -- `levels` nested tables, the innermost holding `leaf` (or empty)
             local function nest(levels, leaf)
@@ -1358,7 +1301,7 @@ end
 
     #[test]
     fn unsupported_types() {
-        Vm::new().check(
+        vm().check(
             r#"
             fails('Unsupport type function to serialize', packstring, print)
             fails('Unsupport type function to serialize', pack, 1, function() end)
@@ -1374,7 +1317,7 @@ end
 
     #[test]
     fn many_values_and_mixed_round_trips() {
-        Vm::new().check(
+        vm().check(
             r#"
             local vals = {}
             for i = 1, 3000 do vals[i] = (i % 3 == 0) and tostring(i) or i end
@@ -1395,10 +1338,10 @@ end
 
     #[test]
     fn stack_is_clean_after_errors() {
-        let vm = Vm::new();
+        let vm = vm();
         // SAFETY: direct use of the API on our own state.
         unsafe {
-            let l = vm.0;
+            let l = vm.state();
             ffi::lua_settop(l, 0);
             ffi::lua_pushinteger(l, 7);
             ffi::lua_pushstring(l, c"x".as_ptr());

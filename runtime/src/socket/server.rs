@@ -162,6 +162,13 @@ struct Server {
     poll: Poll,
     sockets: HashMap<i32, Socket>,
     scratch: Vec<u8>,
+    /// A descriptor held in reserve: when accept runs out of descriptors it is given up
+    /// to accept and close the pending connection, so the backlog does not wedge.
+    spare_fd: Option<std::fs::File>,
+}
+
+fn open_spare() -> Option<std::fs::File> {
+    std::fs::File::open("/dev/null").ok()
 }
 
 pub(super) fn run(poll: Poll, requests: Receiver<Request>) {
@@ -169,6 +176,7 @@ pub(super) fn run(poll: Poll, requests: Receiver<Request>) {
         poll,
         sockets: HashMap::new(),
         scratch: vec![0; SCRATCH],
+        spare_fd: open_spare(),
     };
     let mut events = Events::with_capacity(256);
     loop {
@@ -576,11 +584,28 @@ impl Server {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    // Out of descriptors (or another accept failure): tell the owner; the
-                    // pending connection is retried on the next readiness edge.
                     let owner = s.owner;
                     deliver(owner, Event::error(id, &error_text(&e)));
-                    return;
+                    let out_of_fds =
+                        matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE));
+                    if !out_of_fds || self.spare_fd.is_none() {
+                        return;
+                    }
+                    // Edge-triggered: unless the pending connection goes, no new edge
+                    // comes. Spend the spare descriptor to accept and drop it. (Linux
+                    // reports EMFILE even with nothing pending: stop when none is.)
+                    self.spare_fd = None;
+                    let drained = match self.sockets.get(&id) {
+                        Some(Socket {
+                            io: Io::Listener(l),
+                            ..
+                        }) => l.accept().is_err(),
+                        _ => true,
+                    };
+                    self.spare_fd = open_spare();
+                    if drained {
+                        return;
+                    }
                 }
             }
         }

@@ -1,0 +1,94 @@
+//! A bare Lua state for the unit tests of the native modules: the standard libraries, a
+//! few test-only global functions, optionally the module under test as a global, and a
+//! fixed Lua prelude that every chunk run in it starts with.
+
+use super::lua::CFunction;
+use mlua::ffi::{self, lua_State};
+use std::ffi::CStr;
+use std::{ptr, slice};
+
+pub(crate) struct TestVm {
+    l: *mut lua_State,
+    prelude: &'static str,
+}
+
+impl TestVm {
+    /// A fresh state with the standard libraries and each `(name, f)` of `globals` set as
+    /// a global function; `prelude` is prepended to every chunk given to [`TestVm::run`].
+    pub(crate) fn new(prelude: &'static str, globals: &[(&CStr, CFunction)]) -> TestVm {
+        // SAFETY: a fresh state, used only by this test thread.
+        unsafe {
+            let l = ffi::luaL_newstate();
+            assert!(!l.is_null());
+            ffi::luaL_openlibs(l);
+            for &(name, f) in globals {
+                ffi::lua_pushcfunction(l, f);
+                ffi::lua_setglobal(l, name.as_ptr());
+            }
+            TestVm { l, prelude }
+        }
+    }
+
+    /// Calls `open` and stores the table it returns as the global `name`.
+    pub(crate) fn with_module(self, name: &CStr, open: CFunction) -> TestVm {
+        // SAFETY: our own state; `open` is a module opener returning one value.
+        unsafe {
+            ffi::lua_pushcfunction(self.l, open);
+            ffi::lua_call(self.l, 0, 1);
+            ffi::lua_setglobal(self.l, name.as_ptr());
+        }
+        self
+    }
+
+    /// The raw state, for tests that drive the C API directly.
+    pub(crate) fn state(&self) -> *mut lua_State {
+        self.l
+    }
+
+    /// Runs the prelude followed by `code`; a Lua error becomes `Err(message)`.
+    pub(crate) fn run(&self, code: &str) -> Result<(), String> {
+        let chunk = format!("{}\n{code}", self.prelude);
+        let l = self.l;
+        // SAFETY: loading and calling in protected mode; nothing escapes the pcall.
+        unsafe {
+            let top = ffi::lua_gettop(l);
+            let mut status = ffi::luaL_loadbufferx(
+                l,
+                chunk.as_ptr().cast(),
+                chunk.len(),
+                c"=test".as_ptr(),
+                ptr::null(),
+            );
+            if status == ffi::LUA_OK {
+                status = ffi::lua_pcall(l, 0, 0, 0);
+            }
+            let result = if status == ffi::LUA_OK {
+                Ok(())
+            } else {
+                let mut len = 0;
+                let p = ffi::luaL_tolstring(l, -1, &mut len);
+                Err(
+                    String::from_utf8_lossy(slice::from_raw_parts(p.cast::<u8>(), len))
+                        .into_owned(),
+                )
+            };
+            ffi::lua_settop(l, top);
+            result
+        }
+    }
+
+    /// Like [`TestVm::run`], but a Lua error fails the test.
+    #[track_caller]
+    pub(crate) fn check(&self, code: &str) {
+        if let Err(e) = self.run(code) {
+            panic!("Lua failed: {e}");
+        }
+    }
+}
+
+impl Drop for TestVm {
+    fn drop(&mut self) {
+        // SAFETY: the state is ours and no longer used.
+        unsafe { ffi::lua_close(self.l) }
+    }
+}
