@@ -318,3 +318,66 @@ pub unsafe fn install(l: *mut lua_State) {
         ffi::lua_pop(l, 1);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::luaclib::testvm::TestVm;
+
+    const PRELUDE: &str = "local cache = require 'skynet.codecache'";
+
+    fn vm() -> TestVm {
+        let vm = TestVm::new(PRELUDE, &[]);
+        // SAFETY: a fresh state with the standard libraries open.
+        unsafe { install(vm.state()) };
+        vm
+    }
+
+    fn write(path: &std::path::Path, value: &str) {
+        std::fs::write(path, format!("return '{value}'")).unwrap();
+    }
+
+    #[test]
+    fn cached_code_is_not_read_again_until_cleared() {
+        let dir = std::env::temp_dir().join(format!("codecache-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("m.lua");
+        let name = file.display().to_string();
+        write(&file, "first");
+        let vm = vm();
+        let check = |expect: &str| {
+            vm.check(&format!(
+                "assert(loadfile('{name}')() == '{expect}', loadfile('{name}')())"
+            ));
+        };
+        check("first");
+        write(&file, "second");
+        // ON (the default): every VM gets the compiled copy, the file is not read.
+        check("first");
+        let other = self::vm();
+        other.check(&format!("assert(dofile('{name}') == 'first')"));
+        other.check(&format!(
+            "package.path = '{}/?.lua'; assert(require 'm' == 'first')",
+            dir.display()
+        ));
+        // OFF reads the file; EXIST uses what is cached.
+        vm.check("cache.mode 'OFF'; assert(cache.mode() == 'OFF')");
+        check("second");
+        vm.check("cache.mode 'EXIST'");
+        check("first");
+        // clear() forgets: the next load reads the file again and caches that.
+        vm.check("cache.clear(); cache.mode 'ON'");
+        check("second");
+        write(&file, "third");
+        check("second");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn bad_mode_and_missing_file() {
+        let vm = vm();
+        let err = vm.run("cache.mode 'SOMETIMES'").unwrap_err();
+        assert!(err.contains("invalid option 'SOMETIMES'"), "{err}");
+        vm.check("local f, err = loadfile('/nonexistent/x.lua'); assert(f == nil and err:find('cannot open'))");
+    }
+}
