@@ -185,6 +185,46 @@ fn bad_input() {
     r.cleanup();
 }
 
+#[test]
+fn socket_tcp() {
+    let r = run_pass(NodeSpec::new("test_socket"));
+    // one helper service takes over sockets handed to it
+    r.launched_n("snlua test_socket owner", 1);
+    // skynet.socket reports the flow control and the buffer limit in the log
+    r.assert_log("] Pause socket (");
+    r.assert_log("] Resume socket (");
+    r.assert_log("] socket buffer overflow: fd=");
+    r.cleanup();
+}
+
+#[test]
+fn socket_udp() {
+    let r = run_pass(NodeSpec::new("test_udp"));
+    r.assert_log("] socket: drop udp package from ");
+    r.cleanup();
+}
+
+#[test]
+fn socketchannel() {
+    let r = run_pass(NodeSpec::new("test_socketchannel"));
+    r.launched_n("snlua test_socketchannel server one", 1);
+    r.launched_n("snlua test_socketchannel server two", 1);
+    // what the db clients log for a refused connection, before raising the
+    // [Error: socket] object
+    r.assert_log("[:00000008] Connect failed Connection refused 127.0.0.1 ");
+    r.assert_log("[:00000008] socket: connect to backup host 127.0.0.1 ");
+    r.cleanup();
+}
+
+#[test]
+fn debug_console() {
+    let r = run_pass(NodeSpec::new("test_debug_console"));
+    let console = &r.launched_n("snlua debug_console 127.0.0.1 0", 1)[0];
+    r.assert_log(&format!("[:{console}] Start debug console at 127.0.0.1:"));
+    r.assert_log(&format!("[:{console}] 127.0.0.1:"));
+    r.cleanup();
+}
+
 /// Every test service in test/ has a test above (helpers are named svc_*, snax_* and
 /// tester.lua), so none is silently left out.
 #[test]
@@ -227,6 +267,9 @@ fn same_tests_pass_on_upstream_lualib() {
         "test_serialize",
         "test_snax",
         "test_datacenter",
+        "test_udp",
+        "test_socketchannel",
+        "test_debug_console",
     ];
     std::thread::scope(|s| {
         let handles: Vec<_> = tests
