@@ -966,14 +966,14 @@ fn game_gate_bad_input() {
     node.cleanup();
 }
 
-/// 200 connections at once to each port, dropped together: every one is accounted
+/// 1,000 connections at once to each port, dropped together: every one is accounted
 /// for in the log, the gate refuses those past maxclient, and nothing is left over.
 #[test]
 fn many_connections_at_once() {
     let mut conf = NodeConf::login_example(ports(3));
     conf.maxclient = 64;
     let mut node = Node::start("login-many", conf);
-    const N: usize = 200;
+    const N: usize = 1000;
 
     // the gate: hold all of them until each has been seen, so exactly those past
     // maxclient are refused
