@@ -815,18 +815,20 @@ function skynet.newservice(name, ...)
 	return skynet.call(".launcher", "lua", "LAUNCH", "snlua", name, ...)
 end
 
-function skynet.uniqueservice(name, ...)
+-- Asks service_mgr; a name of `true` selects the node-global form of the command.
+local function ask_service_mgr(local_cmd, global_cmd, name, ...)
 	if name == true then
-		return assert(skynet.call(".service", "lua", "GLAUNCH", ...))
+		return assert(skynet.call(".service", "lua", global_cmd, ...))
 	end
-	return assert(skynet.call(".service", "lua", "LAUNCH", name, ...))
+	return assert(skynet.call(".service", "lua", local_cmd, name, ...))
 end
 
-function skynet.queryservice(name, ...)
-	if name == true then
-		return assert(skynet.call(".service", "lua", "GQUERY", ...))
-	end
-	return assert(skynet.call(".service", "lua", "QUERY", name, ...))
+function skynet.uniqueservice(...)
+	return ask_service_mgr("LAUNCH", "GLAUNCH", ...)
+end
+
+function skynet.queryservice(...)
+	return ask_service_mgr("QUERY", "GQUERY", ...)
 end
 
 skynet.init = modreq.init

@@ -1,12 +1,15 @@
 //! Native Lua modules, one file each, named after the module. Every snlua VM finds them
 //! in `package.preload`, so they win over any `.so` on `lua_cpath`.
 
+pub mod bson;
 pub mod clientsocket;
 pub mod codecache;
 pub mod core;
 pub mod crypt;
 pub mod lua;
+pub mod md5;
 pub mod memory;
+pub mod mongo;
 pub mod netpack;
 pub mod profile;
 pub mod seri;
@@ -28,5 +31,8 @@ pub unsafe fn preload_all(l: *mut lua_State) {
         lua::preload(l, c"skynet.netpack", netpack::open);
         lua::preload(l, c"skynet.crypt", crypt::open);
         lua::preload(l, c"skynet.socketdriver", socketdriver::open);
+        lua::preload(l, c"bson", bson::open);
+        lua::preload(l, c"md5.core", md5::open);
+        lua::preload(l, c"skynet.mongo.driver", mongo::open);
     }
 }
