@@ -170,28 +170,10 @@ pub unsafe extern "C-unwind" fn open(l: *mut lua_State) -> c_int {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::luaclib::testvm::TestVm;
-
-    const PRELUDE: &str = r#"
-local function hex(s)
-  return (s:gsub('.', function(c) return string.format('%02x', c:byte()) end))
-end
-local function eq(want, got, what)
-  if want ~= got then
-    error(string.format('%s: want %q got %q', what or '?', want, got), 2)
-  end
-end
-local function fails(want, f, ...)
-  local ok, e = pcall(f, ...)
-  if ok then error('no error, want ' .. want, 2) end
-  if not tostring(e):find(want, 1, true) then
-    error(string.format('want error %q got %q', want, e), 2)
-  end
-end
-"#;
+    use crate::luaclib::testvm::{TestVm, CHECKS};
 
     fn vm() -> TestVm {
-        TestVm::new(PRELUDE, &[]).with_module(c"md5", open)
+        TestVm::new(CHECKS, &[]).with_module(c"md5", open)
     }
 
     #[test]

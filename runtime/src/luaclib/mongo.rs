@@ -163,29 +163,14 @@ pub unsafe extern "C-unwind" fn open(l: *mut lua_State) -> c_int {
 mod tests {
     use super::*;
     use crate::luaclib::bson;
-    use crate::luaclib::testvm::TestVm;
+    use crate::luaclib::testvm::{TestVm, CHECKS};
 
     const PRELUDE: &str = r#"
-local function hex(s)
-  return (s:gsub('.', function(c) return string.format('%02x', c:byte()) end))
-end
-local function eq(want, got, what)
-  if want ~= got then
-    error(string.format('%s: want %q got %q', what or '?', tostring(want), tostring(got)), 2)
-  end
-end
-local function fails(want, f, ...)
-  local ok, e = pcall(f, ...)
-  if ok then error('no error, want ' .. want, 2) end
-  if not tostring(e):find(want, 1, true) then
-    error(string.format('want error %q got %q', want, e), 2)
-  end
-end
 local function i32(n) return string.pack('<i4', n) end
 "#;
 
     fn vm() -> TestVm {
-        TestVm::new(PRELUDE, &[])
+        TestVm::new(&format!("{CHECKS}{PRELUDE}"), &[])
             .with_module(c"driver", open)
             .with_module(c"bson", bson::open)
     }

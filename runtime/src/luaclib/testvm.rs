@@ -9,13 +9,33 @@ use std::{ptr, slice};
 
 pub(crate) struct TestVm {
     l: *mut lua_State,
-    prelude: &'static str,
+    prelude: String,
 }
+
+/// Lua checks several test modules share: `hex(s)`, `eq(want, got, what)` and
+/// `fails(want_substring, f, ...)`. Put it in front of a module's own prelude.
+pub(crate) const CHECKS: &str = r#"
+local function hex(s)
+  return (s:gsub('.', function(c) return string.format('%02x', c:byte()) end))
+end
+local function eq(want, got, what)
+  if want ~= got then
+    error(string.format('%s: want %q got %q', what or '?', tostring(want), tostring(got)), 2)
+  end
+end
+local function fails(want, f, ...)
+  local ok, e = pcall(f, ...)
+  if ok then error('no error, want ' .. want, 2) end
+  if not tostring(e):find(want, 1, true) then
+    error(string.format('want error %q got %q', want, tostring(e)), 2)
+  end
+end
+"#;
 
 impl TestVm {
     /// A fresh state with the standard libraries and each `(name, f)` of `globals` set as
     /// a global function; `prelude` is prepended to every chunk given to [`TestVm::run`].
-    pub(crate) fn new(prelude: &'static str, globals: &[(&CStr, CFunction)]) -> TestVm {
+    pub(crate) fn new(prelude: &str, globals: &[(&CStr, CFunction)]) -> TestVm {
         // SAFETY: a fresh state, used only by this test thread.
         unsafe {
             let l = ffi::luaL_newstate();
@@ -25,7 +45,10 @@ impl TestVm {
                 ffi::lua_pushcfunction(l, f);
                 ffi::lua_setglobal(l, name.as_ptr());
             }
-            TestVm { l, prelude }
+            TestVm {
+                l,
+                prelude: prelude.to_owned(),
+            }
         }
     }
 
