@@ -197,22 +197,23 @@ fn logon(ctx: &Context, p: &str) {
     let Some(dir) = env::get("logpath") else {
         return;
     };
-    let mut slot = target.logfile().lock();
-    if slot.is_some() {
-        return;
-    }
-    let path = format!("{dir}/{h:08x}.log");
-    match OpenOptions::new().append(true).create(true).open(&path) {
-        Ok(mut f) => {
-            let now = timer::now();
-            let wall = (timer::start_time() + now / 100) as libc::time_t;
-            let _ = write!(f, "open time: {now} {}", ctime(wall));
-            let _ = f.flush();
-            *slot = Some(f);
-            logging::error(ctx.handle, format!("Open log file {path}"));
+    target.with_logfile(|slot| {
+        if slot.is_some() {
+            return;
         }
-        Err(_) => logging::error(ctx.handle, format!("Open log file {path} fail")),
-    }
+        let path = format!("{dir}/{h:08x}.log");
+        match OpenOptions::new().append(true).create(true).open(&path) {
+            Ok(mut f) => {
+                let now = timer::now();
+                let wall = (timer::start_time() + now / 100) as libc::time_t;
+                let _ = write!(f, "open time: {now} {}", ctime(wall));
+                let _ = f.flush();
+                *slot = Some(f);
+                logging::error(ctx.handle, format!("Open log file {path}"));
+            }
+            Err(_) => logging::error(ctx.handle, format!("Open log file {path} fail")),
+        }
+    });
 }
 
 fn logoff(ctx: &Context, p: &str) {
@@ -220,7 +221,7 @@ fn logoff(ctx: &Context, p: &str) {
     let Some(target) = handle::grab(h) else {
         return;
     };
-    let closed = target.logfile().lock().take();
+    let closed = target.with_logfile(Option::take);
     if let Some(mut f) = closed {
         let _ = writeln!(f, "close time: {}", timer::now());
         logging::error(ctx.handle, format!("Close log file :{h:08x}"));

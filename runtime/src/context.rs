@@ -54,6 +54,8 @@ pub struct Context {
     dispatch_start_ns: AtomicU64,
     reserved: AtomicBool,
     logfile: Mutex<Option<File>>,
+    /// Mirrors `logfile.is_some()`, so dispatch takes the log lock only when logging.
+    logging: AtomicBool,
     signal: OnceLock<SignalHook>,
 }
 
@@ -70,6 +72,7 @@ impl Context {
             dispatch_start_ns: AtomicU64::new(0),
             reserved: AtomicBool::new(false),
             logfile: Mutex::new(None),
+            logging: AtomicBool::new(false),
             signal: OnceLock::new(),
         }
     }
@@ -134,8 +137,12 @@ impl Context {
         }
     }
 
-    pub fn logfile(&self) -> &Mutex<Option<File>> {
-        &self.logfile
+    /// Works on the per-service message log (LOGON/LOGOFF) under its lock.
+    pub fn with_logfile<R>(&self, f: impl FnOnce(&mut Option<File>) -> R) -> R {
+        let mut slot = self.logfile.lock();
+        let r = f(&mut slot);
+        self.logging.store(slot.is_some(), Ordering::Relaxed);
+        r
     }
 
     /// Queues a message for this service.
@@ -379,8 +386,10 @@ fn dispatch_one(ctx: &Arc<Context>, msg: Message, watch: &dyn DispatchWatch) {
     let mut service = ctx.service.lock();
     if let Some(s) = service.as_mut() {
         if s.has_callback() {
-            if let Some(f) = ctx.logfile.lock().as_mut() {
-                crate::command::log_message(f, &msg);
+            if ctx.logging.load(Ordering::Relaxed) {
+                if let Some(f) = ctx.logfile.lock().as_mut() {
+                    crate::command::log_message(f, &msg);
+                }
             }
             ctx.message_count.fetch_add(1, Ordering::Relaxed);
             if PROFILE.load(Ordering::Relaxed) {
@@ -416,11 +425,11 @@ pub fn dispatch_batch(
     let mut i = 0;
     while i < batch {
         match ctx.queue.pop() {
-            Popped::Message(msg, left) => {
+            Popped::Message(msg, left, overload) => {
                 if i == 0 && weight >= 0 {
                     batch = (left >> weight).max(1);
                 }
-                if let Some(len) = ctx.queue.take_overload() {
+                if let Some(len) = overload {
                     logging::error(
                         ctx.handle,
                         format!("error: May overload, message queue length = {len}"),
@@ -454,7 +463,7 @@ pub fn dispatch_all(handle: u32) {
         fn leave(&self) {}
     }
     if let Some(ctx) = handle::grab(handle) {
-        while let Popped::Message(msg, _) = ctx.queue.pop() {
+        while let Popped::Message(msg, ..) = ctx.queue.pop() {
             dispatch_one(&ctx, msg, &Nowhere);
         }
     }

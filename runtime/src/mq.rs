@@ -20,7 +20,6 @@ struct State {
     in_global: bool,
     retired: bool,
     released: bool,
-    overload: usize,
     overload_threshold: usize,
 }
 
@@ -38,7 +37,9 @@ pub enum Pushed {
 
 /// What a pop found.
 pub enum Popped {
-    Message(Message, usize),
+    /// A message, how many are still queued, and the queue length to report when this
+    /// pop crossed the overload threshold.
+    Message(Message, usize, Option<usize>),
     Empty,
     Retired,
 }
@@ -53,7 +54,6 @@ impl ServiceQueue {
                 in_global: true,
                 retired: false,
                 released: false,
-                overload: 0,
                 overload_threshold: OVERLOAD_THRESHOLD,
             }),
         }
@@ -83,28 +83,17 @@ impl ServiceQueue {
         match s.messages.pop_front() {
             Some(m) => {
                 let left = s.messages.len();
+                let mut overload = None;
                 while left > s.overload_threshold {
-                    s.overload = left;
+                    overload = Some(left);
                     s.overload_threshold *= 2;
                 }
-                Popped::Message(m, left)
+                Popped::Message(m, left, overload)
             }
             None => {
                 s.overload_threshold = OVERLOAD_THRESHOLD;
                 s.in_global = false;
                 Popped::Empty
-            }
-        }
-    }
-
-    /// The queue length recorded by the last overload, once.
-    pub fn take_overload(&self) -> Option<usize> {
-        let mut s = self.state.lock();
-        match s.overload {
-            0 => None,
-            n => {
-                s.overload = 0;
-                Some(n)
             }
         }
     }

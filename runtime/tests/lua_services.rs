@@ -94,6 +94,16 @@ fn kill_and_exit() {
 }
 
 #[test]
+fn logon_message_log() {
+    let dir = common::scratch_dir("logpath");
+    let spec = NodeSpec::new("test_logon").line(&format!(
+        "logpath = {}",
+        common::lua_str(&dir.display().to_string())
+    ));
+    run_pass(spec);
+}
+
+#[test]
 fn overload_warning() {
     let r = run_pass(NodeSpec::new("test_overload"));
     let line = r
