@@ -18,6 +18,7 @@
 //! Usage: `cargo bench --bench core -- [--runs N] [--threads N] [--set KEY=VALUE]...
 //! [--timeout SECS] [--list] [NAME...]`.
 
+use skynet::config::lua_str;
 use std::fmt::Write as _;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -249,23 +250,6 @@ fn absolute(p: &Path) -> Result<PathBuf, String> {
     std::env::current_dir()
         .map(|d| d.join(p))
         .map_err(|e| format!("cannot read the current directory: {e}"))
-}
-
-/// A Lua string literal for `s` (configs are Lua chunks).
-fn lua_str(s: &str) -> String {
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            // skynet's config reader would take `$NAME` for an environment variable
-            '$' => out.push_str("\\36"),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 /// The figures of one run, in the order the benchmark printed them.

@@ -39,6 +39,23 @@ pub fn substitute_env(
     Ok(out)
 }
 
+/// A Lua string literal for `s`, for writing configs: `$` is escaped because the
+/// reader would take `$NAME` for an environment variable.
+pub fn lua_str(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            '$' => out.push_str("\\36"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
 /// Splits `a/b/c` into (`a/b/`, `c`); no directory gives None.
 fn split_dir(path: &str) -> Option<(&str, &str)> {
     path.rfind('/').map(|i| (&path[..=i], &path[i + 1..]))
@@ -135,4 +152,28 @@ pub fn load(path: &str) -> Result<Vec<(String, String)>, ConfigError> {
         env.push((key, value));
     }
     Ok(env)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lua_str_survives_the_reader() {
+        let value = "a \"quoted\" $HOME\\path\nnext";
+        let dir = std::env::temp_dir().join(format!("skynet-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("config");
+        std::fs::write(&file, format!("key = {}\n", lua_str(value))).unwrap();
+        let env = load(&file.display().to_string()).unwrap();
+        assert_eq!(env, vec![("key".to_owned(), value.to_owned())]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn substitution() {
+        let get = |n: &str| (n == "X").then(|| "1".to_owned());
+        assert_eq!(substitute_env("a=$X b=$ c", get), Ok("a=1 b=$ c".to_owned()));
+        assert_eq!(substitute_env("$Y", get), Err("os.getenv() failed: Y".to_owned()));
+    }
 }

@@ -48,22 +48,7 @@ pub fn scratch_dir(tag: &str) -> PathBuf {
     dir
 }
 
-/// A Lua string literal for `s` (configs are Lua chunks).
-pub fn lua_str(s: &str) -> String {
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            // `$` would be taken for an environment variable by the config reader
-            '$' => out.push_str("\\36"),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
+pub use skynet::config::lua_str;
 
 /// Which Lua library (lualib/ + service/ + loader) a node runs with.
 #[derive(Clone, Debug)]
