@@ -173,7 +173,13 @@ mod tests {
     #[test]
     fn substitution() {
         let get = |n: &str| (n == "X").then(|| "1".to_owned());
-        assert_eq!(substitute_env("a=$X b=$ c", get), Ok("a=1 b=$ c".to_owned()));
-        assert_eq!(substitute_env("$Y", get), Err("os.getenv() failed: Y".to_owned()));
+        assert_eq!(
+            substitute_env("a=$X b=$ c", get),
+            Ok("a=1 b=$ c".to_owned())
+        );
+        assert_eq!(
+            substitute_env("$Y", get),
+            Err("os.getenv() failed: Y".to_owned())
+        );
     }
 }

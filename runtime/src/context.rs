@@ -113,7 +113,7 @@ impl Context {
     }
 
     pub fn mqlen(&self) -> usize {
-        self.queue.len()
+        self.queue.waiting()
     }
 
     /// Seconds spent in callbacks so far.

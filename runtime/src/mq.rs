@@ -98,12 +98,9 @@ impl ServiceQueue {
         }
     }
 
-    pub fn len(&self) -> usize {
+    /// Messages waiting (STAT mqlen).
+    pub fn waiting(&self) -> usize {
         self.state.lock().messages.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// Marks the queue retired; true when it was idle and must be scheduled so a worker
