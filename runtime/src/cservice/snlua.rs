@@ -18,7 +18,7 @@ use mlua::ffi::{self, lua_State};
 use parking_lot::Mutex;
 use std::ffi::c_void;
 use std::ptr;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 const MEMORY_WARNING_REPORT: usize = 32 * 1024 * 1024;
@@ -175,21 +175,6 @@ unsafe extern "C" fn allocate(
     }
 }
 
-/// One hash seed for every VM of the process, as upstream.
-static SEED: AtomicU32 = AtomicU32::new(0);
-
-fn hash_seed() -> u32 {
-    let seed = SEED.load(Ordering::Relaxed);
-    if seed != 0 {
-        return seed;
-    }
-    let fresh = (crate::timer::hpc() as u32 ^ std::process::id().rotate_left(16)) | 1;
-    match SEED.compare_exchange(0, fresh, Ordering::Relaxed, Ordering::Relaxed) {
-        Ok(_) => fresh,
-        Err(existing) => existing,
-    }
-}
-
 pub struct Snlua {
     l: *mut lua_State,
     shared: Arc<Shared>,
@@ -218,8 +203,13 @@ pub fn create(ctx: &Arc<Context>, param: Option<&str>) -> Result<Box<dyn Service
     });
     // SAFETY: `allocate` matches lua_Alloc and `shared` outlives the VM (closed in Drop
     // before the Arc goes).
-    let l =
-        unsafe { ffi::lua_newstate(allocate, Arc::as_ptr(&shared) as *mut c_void, hash_seed()) };
+    let l = unsafe {
+        ffi::lua_newstate(
+            allocate,
+            Arc::as_ptr(&shared) as *mut c_void,
+            luaclib::codecache::hash_seed(),
+        )
+    };
     if l.is_null() {
         return Err(InitFailed);
     }

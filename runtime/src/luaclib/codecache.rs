@@ -1,25 +1,88 @@
 //! `skynet.codecache`: a process-wide cache of compiled Lua files.
 //!
-//! Upstream patches `luaL_loadfilex` so every load shares one compiled prototype. Stock
-//! Lua cannot share prototypes between VMs, so the cache keeps each file's bytecode
-//! (`lua_dump`, debug info kept): the first load of a file parses it, every later load in
-//! any service only undumps — the 1000th service of a script never parses its source.
+//! Like upstream, every load of a file shares one compiled prototype. The first load of a
+//! file compiles it in the cache's own Lua state, then the patched Lua
+//! (vendor/lua-src/README.md) turns the prototype tree into read-only shared objects that no
+//! collector touches; every later load in any service only allocates a closure for it. The
+//! 1000th service of a script neither parses nor undumps anything, and its VM holds no copy
+//! of the code, the constants or the debug information. Shared prototypes are never freed:
+//! `clear()` only forgets them, since running closures may still point at them.
+//!
 //! The cache sits behind `loadfile`, `dofile`, the Lua searcher of `require` and snlua's
-//! loader, like upstream's. Chunks load in Lua 5.5's "fixed buffer" mode, so bytecode,
-//! line info and long strings are not copied into each VM but shared from the cached
-//! buffer; cached buffers are therefore never freed (`clear` only forgets them). Mode is per VM: `ON` (default) caches, `EXIST` only uses what
-//! is cached, `OFF` always reads the file; `clear()` forgets everything.
+//! loader, like upstream's. Mode is per VM: `ON` (default) caches, `EXIST` only uses what
+//! is cached, `OFF` always reads the file. Only VMs made with [`hash_seed`] can run shared
+//! prototypes (short-string hashes must agree); others load normally.
 
 use super::lua::{self, push_bytes};
 use mlua::ffi::{self, lua_State};
 use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::ffi::{c_char, c_int, c_void, CString};
+use std::ffi::{c_int, c_uint, c_void, CString};
+use std::ptr;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::LazyLock;
 
-/// File name -> bytecode. The buffers are leaked on purpose: VMs loaded in fixed mode
-/// point into them for as long as they live.
-static CACHE: LazyLock<Mutex<HashMap<Vec<u8>, &'static [u8]>>> = LazyLock::new(Default::default);
+unsafe extern "C" {
+    fn lua_shareproto(l: *mut lua_State) -> *const c_void;
+    fn lua_pushsharedproto(l: *mut lua_State, proto: *const c_void);
+    fn lua_hashseed(l: *mut lua_State) -> c_uint;
+}
+
+/// One hash seed for every VM of the process, as upstream: shared prototypes need it.
+static SEED: AtomicU32 = AtomicU32::new(0);
+
+/// The string-hash seed every snlua VM is created with.
+pub fn hash_seed() -> u32 {
+    let seed = SEED.load(Ordering::Relaxed);
+    if seed != 0 {
+        return seed;
+    }
+    let fresh = (crate::timer::hpc() as u32 ^ std::process::id().rotate_left(16)) | 1;
+    match SEED.compare_exchange(0, fresh, Ordering::Relaxed, Ordering::Relaxed) {
+        Ok(_) => fresh,
+        Err(existing) => existing,
+    }
+}
+
+/// The state that compiles cached files (no libraries, never closed), and file name ->
+/// shared main prototype.
+struct Cache {
+    state: *mut lua_State,
+    protos: HashMap<Vec<u8>, *const c_void>,
+}
+
+// SAFETY: the state is only used under the CACHE lock; shared prototypes are immutable
+// and never freed, so their pointers may go to any thread.
+unsafe impl Send for Cache {}
+
+static CACHE: LazyLock<Mutex<Cache>> = LazyLock::new(|| {
+    Mutex::new(Cache {
+        state: new_state(),
+        protos: HashMap::new(),
+    })
+});
+
+unsafe extern "C" fn cache_allocate(
+    _ud: *mut c_void,
+    p: *mut c_void,
+    _osize: usize,
+    nsize: usize,
+) -> *mut c_void {
+    if nsize == 0 {
+        // SAFETY: Lua frees only blocks this allocator returned.
+        unsafe { libmimalloc_sys::mi_free(p) };
+        ptr::null_mut()
+    } else {
+        // SAFETY: `p` is null or a block from this allocator.
+        unsafe { libmimalloc_sys::mi_realloc(p, nsize) }
+    }
+}
+
+/// A bare state on mimalloc with the process's hash seed, so it can run shared prototypes.
+pub(crate) fn new_state() -> *mut lua_State {
+    // SAFETY: the allocator needs no userdata.
+    unsafe { ffi::lua_newstate(cache_allocate, ptr::null_mut(), hash_seed()) }
+}
 
 const MODE_KEY: &std::ffi::CStr = c"skynet.codecache.mode";
 const MODES: [&str; 3] = ["ON", "EXIST", "OFF"];
@@ -45,55 +108,32 @@ unsafe fn mode_of(l: *mut lua_State) -> Mode {
     }
 }
 
-unsafe extern "C-unwind" fn write_chunk(
-    _l: *mut lua_State,
-    p: *const c_void,
-    sz: usize,
-    ud: *mut c_void,
-) -> c_int {
-    if !p.is_null() && sz > 0 {
-        // SAFETY: `ud` is the Vec handed to lua_dump below; `p` points to `sz` bytes.
-        unsafe {
-            (*(ud as *mut Vec<u8>))
-                .extend_from_slice(std::slice::from_raw_parts(p as *const u8, sz))
-        };
+/// Compiles `name` in the cache state and shares it; on failure the error message is
+/// pushed on `l` and the status returned.
+///
+/// # Safety
+/// `l` must be a valid Lua state; `cache` is locked by the caller.
+unsafe fn compile_shared(
+    cache: &mut Cache,
+    l: *mut lua_State,
+    name: &[u8],
+    cname: &CString,
+) -> Result<*const c_void, c_int> {
+    let cl = cache.state;
+    // SAFETY: the cache state is used by this thread only while the lock is held; the
+    // message is copied to `l` before it is popped.
+    unsafe {
+        let status = ffi::luaL_loadfilex(cl, cname.as_ptr(), ptr::null());
+        if status != ffi::LUA_OK {
+            push_bytes(l, lua::to_bytes(cl, -1).unwrap_or_default());
+            ffi::lua_settop(cl, 0);
+            return Err(status);
+        }
+        let proto = lua_shareproto(cl);
+        ffi::lua_settop(cl, 0);
+        cache.protos.insert(name.to_vec(), proto);
+        Ok(proto)
     }
-    0
-}
-
-/// Moves `code` into a never-freed buffer aligned for the instruction and line arrays a
-/// fixed-mode load points into.
-fn leak_aligned(code: Vec<u8>) -> &'static [u8] {
-    let words = code.len().div_ceil(8);
-    let buf: &'static mut [u64] = Box::leak(vec![0u64; words].into_boxed_slice());
-    // SAFETY: `buf` owns `words * 8 >= code.len()` bytes; viewing u64s as bytes is always
-    // valid, and the leaked buffer lives for the rest of the process.
-    let bytes = unsafe { std::slice::from_raw_parts_mut(buf.as_mut_ptr() as *mut u8, code.len()) };
-    bytes.copy_from_slice(&code);
-    bytes
-}
-
-struct Chunk<'a> {
-    bytes: &'a [u8],
-    done: bool,
-}
-
-unsafe extern "C-unwind" fn read_chunk(
-    _l: *mut lua_State,
-    ud: *mut c_void,
-    size: *mut usize,
-) -> *const c_char {
-    // SAFETY: `ud` is the Chunk handed to lua_load below.
-    let chunk = unsafe { &mut *(ud as *mut Chunk) };
-    if chunk.done {
-        // SAFETY: `size` is a valid out-pointer from lua_load.
-        unsafe { *size = 0 };
-        return std::ptr::null();
-    }
-    chunk.done = true;
-    // SAFETY: as above.
-    unsafe { *size = chunk.bytes.len() };
-    chunk.bytes.as_ptr() as *const c_char
 }
 
 /// `luaL_loadfilex` through the cache: pushes the function or an error message and
@@ -105,47 +145,35 @@ pub unsafe fn load_file_mode(l: *mut lua_State, name: &[u8], mode: Option<&[u8]>
     let cname = CString::new(name).unwrap_or_default();
     let cmode = mode.map(|m| CString::new(m).unwrap_or_default());
     let mode_ptr = cmode.as_ref().map_or(std::ptr::null(), |m| m.as_ptr());
-    let binary_ok = mode.is_none_or(|m| m.contains(&b'b'));
-    // SAFETY: registry read.
+    let any_mode = mode.is_none_or(|m| m.contains(&b'b') && m.contains(&b't'));
+    // SAFETY: registry read; the seed is a plain field read.
     let cache_mode = unsafe { mode_of(l) };
-    if cache_mode == Mode::Off || !binary_ok {
+    let same_seed = unsafe { lua_hashseed(l) } == hash_seed();
+    if cache_mode == Mode::Off || !any_mode || !same_seed {
         // SAFETY: both strings live across the call.
         return unsafe { ffi::luaL_loadfilex(l, cname.as_ptr(), mode_ptr) };
     }
-    let cached = CACHE.lock().get(name).copied();
-    if let Some(code) = cached {
-        let mut chunk = Chunk {
-            bytes: code,
-            done: false,
-        };
-        let chunkname = [b"=".as_slice(), name, b"\0"].concat();
-        // SAFETY: `chunk` and `chunkname` outlive the call; in fixed mode ("B") the VM
-        // keeps pointers into `code`, which is leaked and so lives as long as any VM.
-        return unsafe {
-            ffi::lua_load(
-                l,
-                read_chunk,
-                &mut chunk as *mut Chunk as *mut c_void,
-                chunkname.as_ptr() as *const c_char,
-                c"B".as_ptr(),
-            )
-        };
-    }
-    // SAFETY: both strings live across the call.
-    let status = unsafe { ffi::luaL_loadfilex(l, cname.as_ptr(), mode_ptr) };
-    if status == ffi::LUA_OK && cache_mode == Mode::On {
-        let mut code = Vec::new();
-        // SAFETY: the function just loaded is on top; `code` outlives the call.
-        let dumped =
-            unsafe { ffi::lua_dump(l, write_chunk, &mut code as *mut Vec<u8> as *mut c_void, 0) };
-        if dumped == 0 {
-            CACHE
-                .lock()
-                .entry(name.to_vec())
-                .or_insert_with(|| leak_aligned(code));
+    let proto = {
+        let mut cache = CACHE.lock();
+        match cache.protos.get(name) {
+            Some(&proto) => proto,
+            // SAFETY: `l` is valid and the cache is locked.
+            None if cache_mode == Mode::On => {
+                match unsafe { compile_shared(&mut cache, l, name, &cname) } {
+                    Ok(proto) => proto,
+                    Err(status) => return status,
+                }
+            }
+            None => {
+                drop(cache);
+                // SAFETY: both strings live across the call.
+                return unsafe { ffi::luaL_loadfilex(l, cname.as_ptr(), mode_ptr) };
+            }
         }
-    }
-    status
+    };
+    // SAFETY: `proto` is a shared main chunk and `l` has the cache's hash seed.
+    unsafe { lua_pushsharedproto(l, proto) };
+    ffi::LUA_OK
 }
 
 /// [`load_file_mode`] with no mode restriction.
@@ -265,7 +293,7 @@ unsafe extern "C-unwind" fn search_lua(l: *mut lua_State) -> c_int {
 }
 
 unsafe extern "C-unwind" fn clear(_l: *mut lua_State) -> c_int {
-    CACHE.lock().clear();
+    CACHE.lock().protos.clear();
     0
 }
 
@@ -333,14 +361,38 @@ mod tests {
         vm
     }
 
+    /// A directory of test files, removed when dropped.
+    struct ScratchDir(std::path::PathBuf);
+
+    impl ScratchDir {
+        fn new(tag: &str) -> ScratchDir {
+            let dir = std::env::temp_dir().join(format!("codecache-{tag}-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            ScratchDir(dir)
+        }
+
+        fn join(&self, file: &str) -> std::path::PathBuf {
+            self.0.join(file)
+        }
+
+        fn display(&self) -> std::path::Display<'_> {
+            self.0.display()
+        }
+    }
+
+    impl Drop for ScratchDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
     fn write(path: &std::path::Path, value: &str) {
         std::fs::write(path, format!("return '{value}'")).unwrap();
     }
 
     #[test]
     fn cached_code_is_not_read_again_until_cleared() {
-        let dir = std::env::temp_dir().join(format!("codecache-test-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = ScratchDir::new("test");
         let file = dir.join("m.lua");
         let name = file.display().to_string();
         write(&file, "first");
@@ -370,7 +422,68 @@ mod tests {
         check("second");
         write(&file, "third");
         check("second");
-        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn shared_strings_equal_the_vm_own() {
+        let dir = ScratchDir::new("str");
+        let file = dir.join("shared.lua");
+        std::fs::write(
+            &file,
+            "local t = { foo = 1, [string.rep('x', 60)] = 2 }\n\
+             return t, function(k) return t[k] end, 'foo', function() error('boom') end",
+        )
+        .unwrap();
+        let name = file.display().to_string();
+        let check = |vm: &TestVm| {
+            vm.check(&format!(
+                r#"
+                local t, get, foo, boom = loadfile('{name}')()
+                local own = ('fo'):rep(1) .. 'o'          -- made at run time: the VM's string
+                assert(t[own] == 1 and get(own) == 1 and get('foo') == 1)
+                assert(own == foo and rawequal(own, foo))
+                assert(t[('x'):rep(60)] == 2)
+                local u = {{}}
+                u[own] = 'a'; u[foo] = 'b'                -- one key, not two
+                local n = 0 for _ in pairs(u) do n = n + 1 end
+                assert(n == 1 and u.foo == 'b')
+                assert(setmetatable({{}}, {{ __index = t }})[own] == 1)
+                assert(debug.getinfo(get, 'S').source == '@{name}')
+                local ok, err = pcall(boom)
+                assert(not ok and err:find('shared.lua:2: boom', 1, true), err)
+                assert(load(string.dump(get)))
+                "#
+            ));
+        };
+        check(&vm());
+        check(&vm());
+        // A state with its own hash seed cannot use shared code: it loads the file itself.
+        // SAFETY: a fresh state used only here.
+        let other = unsafe { ffi::luaL_newstate() };
+        // SAFETY: as above; the chunk is loaded and run on `other` only.
+        unsafe {
+            ffi::luaL_openlibs(other);
+            install(other);
+            assert_eq!(load_file(other, &name), ffi::LUA_OK);
+            assert_eq!(ffi::lua_pcall(other, 0, 1, 0), ffi::LUA_OK);
+            ffi::lua_getfield(other, -1, c"foo".as_ptr());
+            assert_eq!(ffi::lua_tointegerx(other, -1, ptr::null_mut()), 1);
+            ffi::lua_close(other);
+        }
+    }
+
+    #[test]
+    fn syntax_errors_come_back_and_are_not_cached() {
+        let dir = ScratchDir::new("bad");
+        let file = dir.join("bad.lua");
+        std::fs::write(&file, "return +").unwrap();
+        let name = file.display().to_string();
+        let vm = vm();
+        vm.check(&format!(
+            "local f, err = loadfile('{name}'); assert(f == nil and err:find('bad.lua:1:', 1, true), err)"
+        ));
+        std::fs::write(&file, "return 7").unwrap();
+        vm.check(&format!("assert(loadfile('{name}')() == 7)"));
     }
 
     #[test]

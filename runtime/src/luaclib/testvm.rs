@@ -38,7 +38,7 @@ impl TestVm {
     pub(crate) fn new(prelude: &str, globals: &[(&CStr, CFunction)]) -> TestVm {
         // SAFETY: a fresh state, used only by this test thread.
         unsafe {
-            let l = ffi::luaL_newstate();
+            let l = super::codecache::new_state();
             assert!(!l.is_null());
             ffi::luaL_openlibs(l);
             for &(name, f) in globals {
