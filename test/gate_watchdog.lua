@@ -2,7 +2,7 @@
 -- It launches the gate on the port given by the config key `gate_port`, starts every
 -- connection the gate reports, echoes every packet back (framed like the input) through the gate (PTYPE_CLIENT:
 -- bytes followed by the 4-byte little-endian socket id), and logs its counts so the
--- test can follow along: "gate ready", "opened N" / "closed N" every 1000, and on the
+-- test can follow along: "gate ready", "opened N" every 100, "closed N" every 1000, and on the
 -- text command "report" (sent by a client as the packet "report") the current counts.
 local skynet = require "skynet"
 require "skynet.manager"
@@ -16,7 +16,7 @@ local function on_text(text)
 	if what == "open" then
 		opened = opened + 1
 		skynet.send(gate, "text", "start " .. id)
-		if opened % 1000 == 0 then
+		if opened % 100 == 0 then
 			skynet.error("opened " .. opened)
 		end
 	elseif what == "close" then
