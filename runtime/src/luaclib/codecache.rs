@@ -25,6 +25,7 @@ use std::sync::LazyLock;
 unsafe extern "C" {
     fn lua_shareproto(l: *mut lua_State) -> *const c_void;
     fn lua_pushsharedproto(l: *mut lua_State, proto: *const c_void);
+    fn lua_sharekeys(l: *mut lua_State);
     fn lua_hashseed(l: *mut lua_State) -> c_uint;
 }
 
@@ -44,7 +45,7 @@ pub fn hash_seed() -> u32 {
     }
 }
 
-/// The state that compiles cached files (no libraries, never closed), and file name ->
+/// The state that compiles cached files (never closed), and file name ->
 /// shared main prototype.
 struct Cache {
     state: *mut lua_State,
@@ -57,7 +58,7 @@ unsafe impl Send for Cache {}
 
 static CACHE: LazyLock<Mutex<Cache>> = LazyLock::new(|| {
     Mutex::new(Cache {
-        state: new_state(),
+        state: new_cache_state(),
         protos: HashMap::new(),
     })
 });
@@ -82,6 +83,20 @@ unsafe extern "C" fn cache_allocate(
 pub(crate) fn new_state() -> *mut lua_State {
     // SAFETY: the allocator needs no userdata.
     unsafe { ffi::lua_newstate(cache_allocate, ptr::null_mut(), hash_seed()) }
+}
+
+/// The compiling state. It opens the standard libraries only to share their names: VMs
+/// then use those strings instead of making their own copies.
+fn new_cache_state() -> *mut lua_State {
+    let l = new_state();
+    // SAFETY: a fresh state owned by the cache; package.loaded holds only library tables.
+    unsafe {
+        ffi::luaL_openlibs(l);
+        ffi::luaL_getsubtable(l, ffi::LUA_REGISTRYINDEX, ffi::LUA_LOADED_TABLE);
+        lua_sharekeys(l);
+        ffi::lua_settop(l, 0);
+    }
+    l
 }
 
 const MODE_KEY: &std::ffi::CStr = c"skynet.codecache.mode";
@@ -430,23 +445,25 @@ mod tests {
         let file = dir.join("shared.lua");
         std::fs::write(
             &file,
-            "local t = { foo = 1, [string.rep('x', 60)] = 2 }\n\
-             return t, function(k) return t[k] end, 'foo', function() error('boom') end",
+            "local t = { eq_key = 1, [string.rep('x', 60)] = 2 }\n\
+             return t, function(k) return t[k] end, 'eq_key', function() error('boom') end",
         )
         .unwrap();
         let name = file.display().to_string();
         let check = |vm: &TestVm| {
             vm.check(&format!(
                 r#"
-                local t, get, foo, boom = loadfile('{name}')()
-                local own = ('fo'):rep(1) .. 'o'          -- made at run time: the VM's string
-                assert(t[own] == 1 and get(own) == 1 and get('foo') == 1)
-                assert(own == foo and rawequal(own, foo))
+                -- Made before the first load shares 'eq_key': then it is this VM's own
+                -- copy, and only equal by contents.
+                local own = ('eq_'):rep(1) .. 'key'
+                local t, get, key, boom = loadfile('{name}')()
+                assert(t[own] == 1 and get(own) == 1 and get('eq_key') == 1)
+                assert(own == key and rawequal(own, key))
                 assert(t[('x'):rep(60)] == 2)
                 local u = {{}}
-                u[own] = 'a'; u[foo] = 'b'                -- one key, not two
+                u[own] = 'a'; u[key] = 'b'                -- one key, not two
                 local n = 0 for _ in pairs(u) do n = n + 1 end
-                assert(n == 1 and u.foo == 'b')
+                assert(n == 1 and u.eq_key == 'b')
                 assert(setmetatable({{}}, {{ __index = t }})[own] == 1)
                 assert(debug.getinfo(get, 'S').source == '@{name}')
                 local ok, err = pcall(boom)
@@ -466,10 +483,32 @@ mod tests {
             install(other);
             assert_eq!(load_file(other, &name), ffi::LUA_OK);
             assert_eq!(ffi::lua_pcall(other, 0, 1, 0), ffi::LUA_OK);
-            ffi::lua_getfield(other, -1, c"foo".as_ptr());
+            ffi::lua_getfield(other, -1, c"eq_key".as_ptr());
             assert_eq!(ffi::lua_tointegerx(other, -1, ptr::null_mut()), 1);
             ffi::lua_close(other);
         }
+    }
+
+    #[test]
+    fn vms_take_shared_strings_instead_of_copies() {
+        let dir = ScratchDir::new("set");
+        let file = dir.join("names.lua");
+        std::fs::write(&file, "return 'a_name_only_this_file_has', 'insert'").unwrap();
+        let name = file.display().to_string();
+        vm().check(&format!("assert(loadfile('{name}'))"));
+        // Made after the file was cached: strings this VM builds at run time, and the
+        // library names it registered at start, are the shared objects themselves.
+        vm().check(&format!(
+            r#"
+            local constant, insert = loadfile('{name}')()
+            local own = ('a_name_only'):rep(1) .. '_this_file_has'
+            local function addr(s) return string.format('%p', s) end
+            assert(addr(own) == addr(constant))
+            local key
+            for k in pairs(table) do if k == 'insert' then key = k end end
+            assert(addr(key) == addr(insert))
+            "#
+        ));
     }
 
     #[test]

@@ -8,14 +8,27 @@
 ** lists. Nothing in a prototype changes after it is built, and long
 ** strings get their hash here, before other threads can see them, so
 ** shared objects are never written again and threads may read them
-** freely. Short strings stay interned per state; 'eqshrstr' compares
-** contents when one side is shared.
+** freely.
+**
+** Short strings stay interned per state, so a state may hold its own
+** copy of a shared string; 'eqshrstr' compares contents when exactly one
+** side is shared. To keep such copies rare, every shared short string
+** also goes into one process-wide set, and a state that misses in its
+** own string table takes the shared string from the set instead of
+** making a copy. The set is written under the sharing state's lock only
+** and read by any thread without locks: slots are filled once, with
+** release stores, and a full set is replaced (never freed) by a larger
+** copy.
 */
 
 #define lshared_c
 #define LUA_CORE
 
 #include "lprefix.h"
+
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "lua.h"
 
@@ -29,37 +42,129 @@
 #include "ltable.h"
 
 
+typedef struct SharedSet {
+  size_t size;  /* 2^lgsize */
+  int lgsize;
+  size_t nuse;
+  unsigned seed;  /* of every string in the set */
+  _Atomic(TString *) slot[];
+} SharedSet;
+
+static _Atomic(SharedSet *) sharedset = NULL;
+
+
+/*
+** Linear probing needs well-spread slots, but the low bits of a Lua string
+** hash come mostly from the string's first bytes; Fibonacci hashing takes
+** the high bits of the product instead.
+*/
+static size_t firstslot (const SharedSet *set, unsigned h) {
+  return cast_sizet((h * 2654435769u) >> (32 - set->lgsize));
+}
+
+
+static SharedSet *newset (int lgsize, unsigned seed) {
+  size_t size = cast_sizet(1) << lgsize;
+  SharedSet *set = cast(SharedSet *, calloc(1, sizeof(SharedSet) +
+                                            size * sizeof(TString *)));
+  if (set == NULL)
+    abort();  /* cannot happen quietly: VMs would then copy every string */
+  set->size = size;
+  set->lgsize = lgsize;
+  set->seed = seed;
+  return set;
+}
+
+
+static void setinsert (SharedSet *set, TString *ts) {
+  size_t i = firstslot(set, ts->hash);
+  while (atomic_load_explicit(&set->slot[i], memory_order_relaxed) != NULL)
+    i = (i + 1) & (set->size - 1);
+  atomic_store_explicit(&set->slot[i], ts, memory_order_release);
+  set->nuse++;
+}
+
+
+/* only the thread holding the sharing state adds */
+static void addtoset (TString *ts, unsigned seed) {
+  SharedSet *set = atomic_load_explicit(&sharedset, memory_order_relaxed);
+  if (set == NULL || 2 * (set->nuse + 1) > set->size) {
+    SharedSet *bigger = newset(set ? set->lgsize + 1 : 10, seed);
+    size_t i;
+    for (i = 0; set != NULL && i < set->size; i++) {
+      TString *old = atomic_load_explicit(&set->slot[i], memory_order_relaxed);
+      if (old != NULL)
+        setinsert(bigger, old);
+    }
+    /* the old set stays allocated: readers may still be probing it */
+    atomic_store_explicit(&sharedset, bigger, memory_order_release);
+    set = bigger;
+  }
+  setinsert(set, ts);
+}
+
+
+TString *luaS_findshared (global_State *g, const char *str, size_t l,
+                          unsigned h) {
+  SharedSet *set = atomic_load_explicit(&sharedset, memory_order_acquire);
+  size_t i;
+  /* a state being built fixes its strings (luaC_fix): they must be its own */
+  if (set == NULL || set->seed != g->seed || !completestate(g))
+    return NULL;
+  for (i = firstslot(set, h); ; i = (i + 1) & (set->size - 1)) {
+    TString *ts = atomic_load_explicit(&set->slot[i], memory_order_acquire);
+    if (ts == NULL)
+      return NULL;
+    if (ts->hash == h && cast_sizet(ts->shrlen) == l &&
+        memcmp(str, getshrstr(ts), l) == 0)
+      return ts;
+  }
+}
+
+
 static void setshared (GCObject *o) {
   o->marked = cast_byte((o->marked & ~WHITEBITS) |
                         bitmask(BLACKBIT) | bitmask(SHAREDBIT));
 }
 
 
-static void sharestring (TString *ts) {
+static void sharestring (global_State *g, TString *ts) {
   if (ts == NULL || testbit(ts->marked, SHAREDBIT))
     return;
-  if (!strisshr(ts))
-    luaS_hashlongstr(ts);  /* computed now: shared objects stay unwritten */
   setshared(obj2gco(ts));
+  if (strisshr(ts))
+    addtoset(ts, g->seed);
+  else
+    luaS_hashlongstr(ts);  /* computed now: shared objects stay unwritten */
 }
 
 
-static void sharetree (Proto *p) {
+static void sharetree (global_State *g, Proto *p) {
   int i;
   if (testbit(p->marked, SHAREDBIT))
     return;
   setshared(obj2gco(p));
-  sharestring(p->source);
+  sharestring(g, p->source);
   for (i = 0; i < p->sizek; i++) {
     if (ttisstring(&p->k[i]))
-      sharestring(tsvalue(&p->k[i]));
+      sharestring(g, tsvalue(&p->k[i]));
   }
   for (i = 0; i < p->sizeupvalues; i++)
-    sharestring(p->upvalues[i].name);
+    sharestring(g, p->upvalues[i].name);
   for (i = 0; i < p->sizelocvars; i++)
-    sharestring(p->locvars[i].varname);
+    sharestring(g, p->locvars[i].varname);
   for (i = 0; i < p->sizep; i++)
-    sharetree(p->p[i]);
+    sharetree(g, p->p[i]);
+}
+
+
+static void sharekeys (global_State *g, Table *t) {
+  unsigned i;
+  for (i = 0; i < sizenode(t); i++) {
+    Node *n = gnode(t, i);
+    if (keyisshrstr(n) && !isempty(gval(n)))
+      sharestring(g, keystrval(n));
+  }
 }
 
 
@@ -86,10 +191,27 @@ LUA_API const void *lua_shareproto (lua_State *L) {
   luaC_changemode(L, KGC_INC);
   luaC_fullgc(L, 0);  /* ends at the pause; the stack keeps the function */
   p = clLvalue(s2v(L->top.p - 1))->p;
-  sharetree(p);
+  sharetree(G(L), p);
   unlinkshared(G(L));
   lua_unlock(L);
   return p;
+}
+
+
+LUA_API void lua_sharekeys (lua_State *L) {
+  Table *lib = hvalue(s2v(L->top.p - 1));
+  unsigned i;
+  lua_lock(L);
+  luaC_changemode(L, KGC_INC);
+  luaC_fullgc(L, 0);  /* as in 'lua_shareproto' */
+  sharekeys(G(L), lib);
+  for (i = 0; i < sizenode(lib); i++) {  /* and one level down */
+    Node *n = gnode(lib, i);
+    if (!isempty(gval(n)) && ttistable(gval(n)))
+      sharekeys(G(L), hvalue(gval(n)));
+  }
+  unlinkshared(G(L));
+  lua_unlock(L);
 }
 
 

@@ -7,6 +7,15 @@
 #define lshared_h
 
 #include "lua.h"
+#include "lobject.h"
+#include "lstate.h"
+
+/*
+** The shared short string equal to 'str' (length 'l', hash 'h'), if any,
+** for a complete state with the sharing state's seed; else NULL.
+*/
+LUAI_FUNC TString *luaS_findshared (global_State *g, const char *str,
+                                    size_t l, unsigned h);
 
 /*
 ** Makes the prototype tree of the Lua function on the top of the stack
@@ -17,6 +26,14 @@
 ** meanwhile; later loads into 'L' reuse the shared strings.
 */
 LUA_API const void *(lua_shareproto) (lua_State *L);
+
+/*
+** Shares the string keys of the table on the top of the stack and of the
+** tables it holds (a library table, or package.loaded). Same conditions
+** as 'lua_shareproto'. States that later make one of these strings get
+** the shared one instead of a copy of their own.
+*/
+LUA_API void (lua_sharekeys) (lua_State *L);
 
 /*
 ** The seed of L's string hashes. Shared prototypes run only in states

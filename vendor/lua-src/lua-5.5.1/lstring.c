@@ -19,6 +19,7 @@
 #include "lmem.h"
 #include "lobject.h"
 #include "lstate.h"
+#include "lshared.h"
 #include "lstring.h"
 
 
@@ -237,6 +238,9 @@ static TString *internshrstr (lua_State *L, const char *str, size_t l) {
       return ts;
     }
   }
+  ts = luaS_findshared(g, str, l, h);  /* another state's, read-only */
+  if (ts != NULL)
+    return ts;
   /* else must create a new string */
   if (tb->nuse >= tb->size) {  /* need to grow string table? */
     growstrtab(L, tb);
