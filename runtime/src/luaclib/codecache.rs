@@ -395,6 +395,14 @@ mod tests {
         }
     }
 
+    /// A scratch directory holding one Lua file with `text`, and that file's path.
+    fn one_file(tag: &str, file: &str, text: &str) -> (ScratchDir, String) {
+        let dir = ScratchDir::new(tag);
+        let path = dir.join(file);
+        std::fs::write(&path, text).unwrap();
+        (dir, path.display().to_string())
+    }
+
     impl Drop for ScratchDir {
         fn drop(&mut self) {
             let _ = std::fs::remove_dir_all(&self.0);
@@ -441,15 +449,12 @@ mod tests {
 
     #[test]
     fn shared_strings_equal_the_vm_own() {
-        let dir = ScratchDir::new("str");
-        let file = dir.join("shared.lua");
-        std::fs::write(
-            &file,
+        let (_dir, name) = one_file(
+            "str",
+            "shared.lua",
             "local t = { eq_key = 1, [string.rep('x', 60)] = 2 }\n\
              return t, function(k) return t[k] end, 'eq_key', function() error('boom') end",
-        )
-        .unwrap();
-        let name = file.display().to_string();
+        );
         let check = |vm: &TestVm| {
             vm.check(&format!(
                 r#"
@@ -491,10 +496,11 @@ mod tests {
 
     #[test]
     fn vms_take_shared_strings_instead_of_copies() {
-        let dir = ScratchDir::new("set");
-        let file = dir.join("names.lua");
-        std::fs::write(&file, "return 'a_name_only_this_file_has', 'insert'").unwrap();
-        let name = file.display().to_string();
+        let (_dir, name) = one_file(
+            "set",
+            "names.lua",
+            "return 'a_name_only_this_file_has', 'insert'",
+        );
         vm().check(&format!("assert(loadfile('{name}'))"));
         // Made after the file was cached: strings this VM builds at run time, and the
         // library names it registered at start, are the shared objects themselves.
@@ -513,15 +519,12 @@ mod tests {
 
     #[test]
     fn syntax_errors_come_back_and_are_not_cached() {
-        let dir = ScratchDir::new("bad");
-        let file = dir.join("bad.lua");
-        std::fs::write(&file, "return +").unwrap();
-        let name = file.display().to_string();
+        let (_dir, name) = one_file("bad", "bad.lua", "return +");
         let vm = vm();
         vm.check(&format!(
             "local f, err = loadfile('{name}'); assert(f == nil and err:find('bad.lua:1:', 1, true), err)"
         ));
-        std::fs::write(&file, "return 7").unwrap();
+        std::fs::write(&name, "return 7").unwrap();
         vm.check(&format!("assert(loadfile('{name}')() == 7)"));
     }
 
