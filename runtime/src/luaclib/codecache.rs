@@ -9,7 +9,8 @@
 //! `clear()` only forgets them, since running closures may still point at them.
 //!
 //! The cache sits behind `loadfile`, `dofile`, the Lua searcher of `require` and snlua's
-//! loader, like upstream's. Mode is per VM: `ON` (default) caches, `EXIST` only uses what
+//! loader, like upstream's. The searcher also remembers where it found each module, so a
+//! service's `require` of a cached module touches no file at all. Mode is per VM: `ON` (default) caches, `EXIST` only uses what
 //! is cached, `OFF` always reads the file. Only VMs made with [`hash_seed`] can run shared
 //! prototypes (short-string hashes must agree); others load normally.
 
@@ -45,11 +46,12 @@ pub fn hash_seed() -> u32 {
     }
 }
 
-/// The state that compiles cached files (never closed), and file name ->
-/// shared main prototype.
+/// The state that compiles cached files (never closed), file name -> shared main
+/// prototype, and (package.path, module name) -> the file `require` found there.
 struct Cache {
     state: *mut lua_State,
     protos: HashMap<Vec<u8>, *const c_void>,
+    found: HashMap<(Vec<u8>, Vec<u8>), Vec<u8>>,
 }
 
 // SAFETY: the state is only used under the CACHE lock; shared prototypes are immutable
@@ -60,6 +62,7 @@ static CACHE: LazyLock<Mutex<Cache>> = LazyLock::new(|| {
     Mutex::new(Cache {
         state: new_cache_state(),
         protos: HashMap::new(),
+        found: HashMap::new(),
     })
 });
 
@@ -275,22 +278,56 @@ unsafe extern "C-unwind" fn dofile(l: *mut lua_State) -> c_int {
     }
 }
 
+/// Pushes the file `package.searchpath` finds for the module named at 1 along `package.path`
+/// (at 2), or its "no file" message; true when found. Under `ON` a found file is
+/// remembered: its code is cached anyway, so later services skip the file probes.
+unsafe fn find_module(l: *mut lua_State) -> bool {
+    // SAFETY: stack work; the key bytes are copied before anything is pushed.
+    unsafe {
+        let remember = mode_of(l) == Mode::On;
+        let key = (
+            lua::to_bytes(l, 2).unwrap_or_default().to_vec(),
+            lua::to_bytes(l, 1).unwrap_or_default().to_vec(),
+        );
+        let known = if remember {
+            CACHE.lock().found.get(&key).cloned()
+        } else {
+            None
+        };
+        if let Some(file) = known {
+            push_bytes(l, &file);
+            return true;
+        }
+        ffi::lua_getfield(l, ffi::lua_upvalueindex(1), c"searchpath".as_ptr());
+        ffi::lua_pushvalue(l, 1);
+        ffi::lua_pushvalue(l, 2);
+        ffi::lua_call(l, 2, 2);
+        if ffi::lua_isnil(l, -2) != 0 {
+            ffi::lua_remove(l, -2);
+            return false;
+        }
+        ffi::lua_pop(l, 1);
+        if remember {
+            let file = lua::to_bytes(l, -1).unwrap_or_default().to_vec();
+            CACHE.lock().found.insert(key, file);
+        }
+        true
+    }
+}
+
 /// `package.searchers[2]` through the cache; upvalue 1 is the `package` table.
 unsafe extern "C-unwind" fn search_lua(l: *mut lua_State) -> c_int {
     // SAFETY: errors raise with nothing owned (the message is built by Lua itself).
     unsafe {
         ffi::luaL_checklstring(l, 1, std::ptr::null_mut());
-        ffi::lua_getfield(l, ffi::lua_upvalueindex(1), c"searchpath".as_ptr());
-        ffi::lua_pushvalue(l, 1);
+        ffi::lua_settop(l, 1);
         if ffi::lua_getfield(l, ffi::lua_upvalueindex(1), c"path".as_ptr()) != ffi::LUA_TSTRING {
             ffi::lua_pushstring(l, c"'package.path' must be a string".as_ptr());
             lua::raise_top(l);
         }
-        ffi::lua_call(l, 2, 2);
-        if ffi::lua_isnil(l, -2) != 0 {
+        if !find_module(l) {
             return 1;
         }
-        ffi::lua_pop(l, 1);
         let file = ffi::lua_gettop(l);
         if load_arg(l, file, None) == ffi::LUA_OK {
             ffi::lua_pushvalue(l, file);
@@ -308,7 +345,9 @@ unsafe extern "C-unwind" fn search_lua(l: *mut lua_State) -> c_int {
 }
 
 unsafe extern "C-unwind" fn clear(_l: *mut lua_State) -> c_int {
-    CACHE.lock().protos.clear();
+    let mut cache = CACHE.lock();
+    cache.protos.clear();
+    cache.found.clear();
     0
 }
 
@@ -413,8 +452,13 @@ mod tests {
         std::fs::write(path, format!("return '{value}'")).unwrap();
     }
 
+    /// Held by tests that call `clear()` and by tests that need the cache to keep
+    /// what they put in it.
+    static CLEARING: Mutex<()> = Mutex::new(());
+
     #[test]
     fn cached_code_is_not_read_again_until_cleared() {
+        let _serial = CLEARING.lock();
         let dir = ScratchDir::new("test");
         let file = dir.join("m.lua");
         let name = file.display().to_string();
@@ -514,6 +558,26 @@ mod tests {
             for k in pairs(table) do if k == 'insert' then key = k end end
             assert(addr(key) == addr(insert))
             "#
+        ));
+    }
+
+    #[test]
+    fn require_remembers_where_it_found_a_module() {
+        let _serial = CLEARING.lock();
+        let (dir, file) = one_file("req", "req_mod.lua", "return 'found'");
+        let require = format!(
+            "package.path = '{}/?.lua'; return require 'req_mod'",
+            dir.display()
+        );
+        vm().check(&format!("assert((function() {require} end)() == 'found')"));
+        std::fs::remove_file(&file).unwrap();
+        // ON: neither the file probe nor the file is needed again.
+        vm().check(&format!("assert((function() {require} end)() == 'found')"));
+        // OFF searches the path itself and finds nothing.
+        vm().check(&format!(
+            "cache.mode 'OFF'
+             local ok, err = pcall(function() {require} end)
+             assert(not ok and err:find('no file', 1, true), err)"
         ));
     }
 
