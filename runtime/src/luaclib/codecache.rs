@@ -582,6 +582,43 @@ mod tests {
     }
 
     #[test]
+    fn threads_load_and_look_up_shared_strings_at_once() {
+        // Each thread caches files with hundreds of new constants (so the shared set grows
+        // and is replaced while others probe it) and checks, in fresh VMs, that strings
+        // built at run time find those constants as table keys.
+        let dir = ScratchDir::new("threads");
+        let workers: Vec<_> = (0..4)
+            .map(|t| {
+                let files: Vec<String> = (0..8)
+                    .map(|f| {
+                        let path = dir.join(&format!("t{t}_f{f}.lua"));
+                        let keys: String =
+                            (0..300).map(|k| format!("k_{t}_{f}_{k} = {k}, ")).collect();
+                        std::fs::write(&path, format!("return {{ {keys} }}")).unwrap();
+                        path.display().to_string()
+                    })
+                    .collect();
+                std::thread::spawn(move || {
+                    for (f, file) in files.iter().enumerate() {
+                        for _ in 0..2 {
+                            vm().check(&format!(
+                                "local t = loadfile('{file}')()
+                                 for k = 0, 299 do
+                                   local key = 'k_' .. {t} .. '_' .. {f} .. '_' .. k
+                                   assert(t[key] == k, key)
+                                 end"
+                            ));
+                        }
+                    }
+                })
+            })
+            .collect();
+        for w in workers {
+            w.join().unwrap();
+        }
+    }
+
+    #[test]
     fn syntax_errors_come_back_and_are_not_cached() {
         let (_dir, name) = one_file("bad", "bad.lua", "return +");
         let vm = vm();
