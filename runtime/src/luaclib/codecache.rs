@@ -10,8 +10,8 @@
 //!
 //! The cache sits behind `loadfile`, `dofile`, the Lua searcher of `require` and snlua's
 //! loader, like upstream's. The searcher also remembers where it found each module, so a
-//! service's `require` of a cached module touches no file at all. Mode is per VM: `ON` (default) caches, `EXIST` only uses what
-//! is cached, `OFF` always reads the file. Only VMs made with [`hash_seed`] can run shared
+//! service's `require` of a cached module touches no file at all. Mode is per VM: `ON`
+//! (default) caches, `EXIST` only uses what is cached, `OFF` always reads the file. Only VMs made with [`hash_seed`] can run shared
 //! prototypes (short-string hashes must agree); others load normally.
 
 use super::lua::{self, push_bytes};
@@ -66,7 +66,7 @@ static CACHE: LazyLock<Mutex<Cache>> = LazyLock::new(|| {
     })
 });
 
-unsafe extern "C" fn cache_allocate(
+unsafe extern "C" fn mimalloc_allocate(
     _ud: *mut c_void,
     p: *mut c_void,
     _osize: usize,
@@ -85,7 +85,7 @@ unsafe extern "C" fn cache_allocate(
 /// A bare state on mimalloc with the process's hash seed, so it can run shared prototypes.
 pub(crate) fn new_state() -> *mut lua_State {
     // SAFETY: the allocator needs no userdata.
-    unsafe { ffi::lua_newstate(cache_allocate, ptr::null_mut(), hash_seed()) }
+    unsafe { ffi::lua_newstate(mimalloc_allocate, ptr::null_mut(), hash_seed()) }
 }
 
 /// The compiling state. It opens the standard libraries only to share their names: VMs
@@ -135,9 +135,9 @@ unsafe fn compile_shared(
     cache: &mut Cache,
     l: *mut lua_State,
     name: &[u8],
-    cname: &CString,
 ) -> Result<*const c_void, c_int> {
     let cl = cache.state;
+    let cname = CString::new(name).unwrap_or_default();
     // SAFETY: the cache state is used by this thread only while the lock is held; the
     // message is copied to `l` before it is popped.
     unsafe {
@@ -154,44 +154,59 @@ unsafe fn compile_shared(
     }
 }
 
+/// The shared prototype of `name` for `l`: Some(Ok) to run, Some(Err(status)) when
+/// compiling failed (message pushed), None when `l` must load the file itself.
+///
+/// # Safety
+/// `l` must be a valid Lua state.
+unsafe fn shared_proto(
+    l: *mut lua_State,
+    name: &[u8],
+    mode: Option<&[u8]>,
+) -> Option<Result<*const c_void, c_int>> {
+    let any_mode = mode.is_none_or(|m| m.contains(&b'b') && m.contains(&b't'));
+    // SAFETY: a registry read and a plain field read.
+    let (cache_mode, seed) = unsafe { (mode_of(l), lua_hashseed(l)) };
+    if cache_mode == Mode::Off || !any_mode || seed != hash_seed() {
+        return None;
+    }
+    let mut cache = CACHE.lock();
+    match cache.protos.get(name) {
+        Some(&proto) => Some(Ok(proto)),
+        // SAFETY: `l` is valid and the cache is locked.
+        None if cache_mode == Mode::On => Some(unsafe { compile_shared(&mut cache, l, name) }),
+        None => None,
+    }
+}
+
 /// `luaL_loadfilex` through the cache: pushes the function or an error message and
 /// returns the status. `mode` is the load mode (`"t"`, `"b"`, `"bt"`) or None.
 ///
 /// # Safety
 /// `l` must be a valid Lua state.
 pub unsafe fn load_file_mode(l: *mut lua_State, name: &[u8], mode: Option<&[u8]>) -> c_int {
-    let cname = CString::new(name).unwrap_or_default();
-    let cmode = mode.map(|m| CString::new(m).unwrap_or_default());
-    let mode_ptr = cmode.as_ref().map_or(std::ptr::null(), |m| m.as_ptr());
-    let any_mode = mode.is_none_or(|m| m.contains(&b'b') && m.contains(&b't'));
-    // SAFETY: registry read; the seed is a plain field read.
-    let cache_mode = unsafe { mode_of(l) };
-    let same_seed = unsafe { lua_hashseed(l) } == hash_seed();
-    if cache_mode == Mode::Off || !any_mode || !same_seed {
-        // SAFETY: both strings live across the call.
-        return unsafe { ffi::luaL_loadfilex(l, cname.as_ptr(), mode_ptr) };
-    }
-    let proto = {
-        let mut cache = CACHE.lock();
-        match cache.protos.get(name) {
-            Some(&proto) => proto,
-            // SAFETY: `l` is valid and the cache is locked.
-            None if cache_mode == Mode::On => {
-                match unsafe { compile_shared(&mut cache, l, name, &cname) } {
-                    Ok(proto) => proto,
-                    Err(status) => return status,
-                }
-            }
-            None => {
-                drop(cache);
-                // SAFETY: both strings live across the call.
-                return unsafe { ffi::luaL_loadfilex(l, cname.as_ptr(), mode_ptr) };
-            }
+    // SAFETY: `l` is valid; a shared proto runs in `l` because the seeds agree.
+    match unsafe { shared_proto(l, name, mode) } {
+        Some(Ok(proto)) => {
+            unsafe { lua_pushsharedproto(l, proto) };
+            ffi::LUA_OK
         }
-    };
-    // SAFETY: `proto` is a shared main chunk and `l` has the cache's hash seed.
-    unsafe { lua_pushsharedproto(l, proto) };
-    ffi::LUA_OK
+        Some(Err(status)) => status,
+        // SAFETY: forwarded.
+        None => unsafe { load_uncached(l, Some(name), mode) },
+    }
+}
+
+/// Plain `luaL_loadfilex` of `name` (None: stdin).
+///
+/// # Safety
+/// `l` must be a valid Lua state.
+unsafe fn load_uncached(l: *mut lua_State, name: Option<&[u8]>, mode: Option<&[u8]>) -> c_int {
+    let cname = name.map(|n| CString::new(n).unwrap_or_default());
+    let cmode = mode.map(|m| CString::new(m).unwrap_or_default());
+    let as_ptr = |s: &Option<CString>| s.as_ref().map_or(ptr::null(), |s| s.as_ptr());
+    // SAFETY: both strings live across the call.
+    unsafe { ffi::luaL_loadfilex(l, as_ptr(&cname), as_ptr(&cmode)) }
 }
 
 /// [`load_file_mode`] with no mode restriction.
@@ -209,14 +224,7 @@ unsafe fn load_arg(l: *mut lua_State, idx: c_int, mode: Option<&[u8]>) -> c_int 
     unsafe {
         match lua::to_bytes(l, idx).filter(|_| ffi::lua_type(l, idx) == ffi::LUA_TSTRING) {
             Some(name) => load_file_mode(l, name, mode),
-            None if ffi::lua_isnoneornil(l, idx) != 0 => {
-                let cmode = mode.map(|m| CString::new(m).unwrap_or_default());
-                ffi::luaL_loadfilex(
-                    l,
-                    std::ptr::null(),
-                    cmode.as_ref().map_or(std::ptr::null(), |m| m.as_ptr()),
-                )
-            }
+            None if ffi::lua_isnoneornil(l, idx) != 0 => load_uncached(l, None, mode),
             None => {
                 ffi::luaL_checklstring(l, idx, std::ptr::null_mut());
                 ffi::LUA_ERRFILE

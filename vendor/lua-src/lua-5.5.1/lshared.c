@@ -158,12 +158,17 @@ static void sharetree (global_State *g, Proto *p) {
 }
 
 
-static void sharekeys (global_State *g, Table *t) {
+/* the string keys of 't', and of the tables in it down to 'depth' levels */
+static void sharekeys (global_State *g, Table *t, int depth) {
   unsigned i;
   for (i = 0; i < sizenode(t); i++) {
     Node *n = gnode(t, i);
-    if (keyisshrstr(n) && !isempty(gval(n)))
+    if (isempty(gval(n)))
+      continue;
+    if (keyisshrstr(n))
       sharestring(g, keystrval(n));
+    if (depth > 0 && ttistable(gval(n)))
+      sharekeys(g, hvalue(gval(n)), depth - 1);
   }
 }
 
@@ -185,11 +190,20 @@ static void unlinkshared (global_State *g) {
 }
 
 
+/*
+** A full incremental collection ends at the pause, where 'unlinkshared'
+** is safe; the objects about to be shared are anchored on the stack.
+*/
+static void collecttopause (lua_State *L) {
+  luaC_changemode(L, KGC_INC);
+  luaC_fullgc(L, 0);
+}
+
+
 LUA_API const void *lua_shareproto (lua_State *L) {
   Proto *p;
   lua_lock(L);
-  luaC_changemode(L, KGC_INC);
-  luaC_fullgc(L, 0);  /* ends at the pause; the stack keeps the function */
+  collecttopause(L);
   p = clLvalue(s2v(L->top.p - 1))->p;
   sharetree(G(L), p);
   unlinkshared(G(L));
@@ -199,17 +213,9 @@ LUA_API const void *lua_shareproto (lua_State *L) {
 
 
 LUA_API void lua_sharekeys (lua_State *L) {
-  Table *lib = hvalue(s2v(L->top.p - 1));
-  unsigned i;
   lua_lock(L);
-  luaC_changemode(L, KGC_INC);
-  luaC_fullgc(L, 0);  /* as in 'lua_shareproto' */
-  sharekeys(G(L), lib);
-  for (i = 0; i < sizenode(lib); i++) {  /* and one level down */
-    Node *n = gnode(lib, i);
-    if (!isempty(gval(n)) && ttistable(gval(n)))
-      sharekeys(G(L), hvalue(gval(n)));
-  }
+  collecttopause(L);
+  sharekeys(G(L), hvalue(s2v(L->top.p - 1)), 1);
   unlinkshared(G(L));
   lua_unlock(L);
 }
@@ -229,12 +235,10 @@ LUA_API void lua_pushsharedproto (lua_State *L, const void *sp) {
   setclLvalue2s(L, L->top.p, cl);
   api_incr_top(L);
   luaF_initupvals(L, cl);
-  if (cl->nupvalues >= 1) {
-    TValue gt;
-    luaH_getint(hvalue(&G(L)->l_registry), LUA_RIDX_GLOBALS, &gt);
-    setobj(L, cl->upvals[0]->v.p, &gt);
-    luaC_barrier(L, cl->upvals[0], &gt);
-  }
   luaC_checkGC(L);
   lua_unlock(L);
+  if (p->sizeupvalues >= 1) {  /* the global table as 1st upvalue, as 'lua_load' */
+    lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_GLOBALS);
+    lua_setupvalue(L, -2, 1);
+  }
 }
