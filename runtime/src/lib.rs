@@ -22,4 +22,5 @@ pub mod scheduler;
 pub mod socket;
 pub mod socket_message;
 pub mod start;
+pub mod stdlibs;
 pub mod timer;

@@ -269,7 +269,7 @@ impl Snlua {
             ffi::lua_gc(l, ffi::LUA_GCSTOP);
             ffi::lua_pushboolean(l, 1);
             ffi::lua_setfield(l, ffi::LUA_REGISTRYINDEX, c"LUA_NOENV".as_ptr());
-            ffi::luaL_openlibs(l);
+            crate::stdlibs::open(l);
             luaclib::profile::install(l);
             ffi::lua_pushlightuserdata(l, self.shared.ctx as *mut c_void);
             ffi::lua_setfield(l, ffi::LUA_REGISTRYINDEX, c"skynet_context".as_ptr());

@@ -82,6 +82,13 @@ unsafe extern "C" fn mimalloc_allocate(
     }
 }
 
+/// Runs `f` on the compiling state, under the cache lock. The state's standard libraries
+/// are open and untouched (stdlibs makes its templates from them).
+pub(crate) fn with_state<R>(f: impl FnOnce(*mut lua_State) -> R) -> R {
+    let cache = CACHE.lock();
+    f(cache.state)
+}
+
 /// A bare state on mimalloc with the process's hash seed, so it can run shared prototypes.
 pub(crate) fn new_state() -> *mut lua_State {
     // SAFETY: the allocator needs no userdata.

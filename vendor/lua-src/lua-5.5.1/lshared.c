@@ -242,3 +242,84 @@ LUA_API void lua_pushsharedproto (lua_State *L, const void *sp) {
     lua_setupvalue(L, -2, 1);
   }
 }
+
+
+struct lua_Template {
+  unsigned seed;  /* of the shared keys' hashes */
+  lu_byte lsizenode;
+  Node node[];
+};
+
+
+/* may any state hold this value as it is? */
+static int portable (global_State *g, TValue *v) {
+  if (!iscollectable(v))
+    return 1;
+  if (ttisshrstring(v)) {
+    sharestring(g, tsvalue(v));
+    return 1;
+  }
+  return 0;
+}
+
+
+static lua_Template *copylayout (global_State *g, Table *t) {
+  unsigned i, size = sizenode(t);
+  lua_Template *tp;
+  if (t->asize != 0 || isdummy(t))
+    return NULL;
+  for (i = 0; i < size; i++) {
+    Node *n = gnode(t, i);
+    if (!keyisnil(n) && !keyisshrstr(n))
+      return NULL;  /* dead or non-string key */
+  }
+  tp = cast(lua_Template *, malloc(sizeof(lua_Template) + size * sizeof(Node)));
+  if (tp == NULL)
+    return NULL;
+  tp->seed = g->seed;
+  tp->lsizenode = t->lsizenode;
+  memcpy(tp->node, t->node, size * sizeof(Node));
+  for (i = 0; i < size; i++) {
+    Node *n = &tp->node[i];
+    if (keyisnil(n))
+      continue;
+    sharestring(g, keystrval(n));
+    if (!portable(g, gval(n)))
+      setempty(gval(n));
+  }
+  return tp;
+}
+
+
+LUA_API lua_Template *lua_maketemplate (lua_State *L) {
+  lua_Template *tp;
+  lua_lock(L);
+  collecttopause(L);
+  tp = copylayout(G(L), hvalue(s2v(L->top.p - 1)));
+  unlinkshared(G(L));
+  lua_unlock(L);
+  return tp;
+}
+
+
+/*
+** Node links are relative offsets, so the copied nodes chain as in the
+** template. 'lastfree' stays at the end of the new node array, where the
+** search for a free node may always start.
+*/
+LUA_API int lua_pushtemplate (lua_State *L, const lua_Template *tp) {
+  Table *t;
+  if (G(L)->seed != tp->seed)
+    return 0;
+  lua_lock(L);
+  t = luaH_new(L);
+  sethvalue2s(L, L->top.p, t);
+  api_incr_top(L);
+  luaH_resize(L, t, 0, twoto(tp->lsizenode));
+  memcpy(t->node, tp->node, sizenode(t) * sizeof(Node));
+  invalidateTMcache(t);  /* a metatable's fields are not known absent */
+  luaC_checkGC(L);
+  lua_unlock(L);
+  return 1;
+}
+

@@ -47,4 +47,28 @@ LUA_API unsigned (lua_hashseed) (lua_State *L);
 */
 LUA_API void (lua_pushsharedproto) (lua_State *L, const void *p);
 
+/*
+** A table layout copied out of one state, to be laid down in others: a
+** library table comes out of 'lua_pushtemplate' ready, without looking up
+** or inserting its names one by one.
+*/
+typedef struct lua_Template lua_Template;
+
+/*
+** Makes a template of the table on the top of the stack (same conditions
+** as 'lua_shareproto'). Its string keys and short-string values become
+** shared. Values no other state may hold (tables, closures, userdata,
+** long strings) are left out: their keys stay in the layout with empty
+** values, so a state that sets them later reuses the slot without
+** rehashing. Returns NULL when the table has an array part or a key that
+** is not a string.
+*/
+LUA_API lua_Template *(lua_maketemplate) (lua_State *L);
+
+/*
+** Pushes a new table laid out as 'tp', holding its values. Returns 0 and
+** pushes nothing when L's hash seed differs from the template's.
+*/
+LUA_API int (lua_pushtemplate) (lua_State *L, const lua_Template *tp);
+
 #endif
