@@ -14,6 +14,8 @@ pub mod handle;
 pub mod harbor;
 pub mod interpreter;
 pub mod logging;
+#[cfg(test)]
+mod lua_patch_tests;
 pub mod luaclib;
 pub mod memory;
 pub mod message;

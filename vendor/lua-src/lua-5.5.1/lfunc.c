@@ -11,6 +11,7 @@
 
 
 #include <stddef.h>
+#include <string.h>
 
 #include "lua.h"
 
@@ -81,21 +82,97 @@ static UpVal *newupval (lua_State *L, StkId level, UpVal **prev) {
 
 
 /*
+** {======================================================
+** Index of open upvalues
+** =======================================================
+** The list of open upvalues is sorted by stack level, so finding one
+** walks past every open upvalue above it. A module's main chunk keeps
+** dozens of locals open while it makes the closures that capture them,
+** and each capture would walk most of the list. A thread whose walks get
+** long gets an index from stack slot to open upvalue. The index only
+** mirrors the list: an entry is set when its upvalue opens and cleared
+** when it closes, a missing entry just means walking the list, and the
+** index goes when the list empties. Open upvalues are never collected
+** while their thread lives (see 'traversethread'), so no entry dangles.
+*/
+
+/* walk length after which a thread gets an index */
+#define UPINDEXWALK	24
+
+typedef struct UpIndex {
+  size_t size;  /* number of stack slots covered */
+  UpVal *open[];  /* open upvalue of each slot, or NULL */
+} UpIndex;
+
+
+static size_t upindexbytes (size_t size) {
+  return sizeof(UpIndex) + size * sizeof(UpVal *);
+}
+
+
+void luaF_freeupindex (lua_State *L) {
+  UpIndex *ix = L->upindex;
+  if (ix != NULL) {
+    L->upindex = NULL;
+    luaM_freemem(L, ix, upindexbytes(ix->size));
+  }
+}
+
+
+/* (re)builds L's index over its whole stack */
+static void buildupindex (lua_State *L) {
+  size_t size = cast_sizet(stacksize(L));
+  UpIndex *ix = cast(UpIndex *, luaM_newblock(L, upindexbytes(size)));
+  UpVal *uv;
+  ix->size = size;
+  memset(ix->open, 0, size * sizeof(UpVal *));
+  for (uv = L->openupval; uv != NULL; uv = uv->u.open.next) {
+    size_t slot = cast_sizet(uplevel(uv) - L->stack.p);
+    if (slot < size)
+      ix->open[slot] = uv;
+  }
+  luaF_freeupindex(L);
+  L->upindex = ix;
+}
+
+
+static void forgetupval (lua_State *L, UpVal *uv) {
+  UpIndex *ix = L->upindex;
+  size_t slot = cast_sizet(uplevel(uv) - L->stack.p);
+  if (slot < ix->size)
+    ix->open[slot] = NULL;
+}
+
+/* }====================================================== */
+
+
+/*
 ** Find and reuse, or create if it does not exist, an upvalue
 ** at the given level.
 */
 UpVal *luaF_findupval (lua_State *L, StkId level) {
   UpVal **pp = &L->openupval;
   UpVal *p;
+  UpIndex *ix = L->upindex;
+  size_t slot = cast_sizet(level - L->stack.p);
+  int walked = 0;
   lua_assert(isintwups(L) || L->openupval == NULL);
+  if (ix != NULL && slot < ix->size && ix->open[slot] != NULL)
+    return ix->open[slot];
   while ((p = *pp) != NULL && uplevel(p) >= level) {  /* search for it */
     lua_assert(!isdead(G(L), p));
     if (uplevel(p) == level)  /* corresponding upvalue? */
-      return p;  /* return it */
+      break;
     pp = &p->u.open.next;
+    walked++;
   }
-  /* not found: create a new upvalue after 'pp' */
-  return newupval(L, level, pp);
+  if (p == NULL || uplevel(p) != level)  /* not found? */
+    p = newupval(L, level, pp);  /* create a new upvalue after 'pp' */
+  if (ix != NULL && slot < ix->size)
+    ix->open[slot] = p;
+  else if (ix != NULL || walked >= UPINDEXWALK)
+    buildupindex(L);  /* (re)index, now covering 'slot' */
+  return p;
 }
 
 
@@ -199,6 +276,8 @@ void luaF_closeupval (lua_State *L, StkId level) {
   while ((uv = L->openupval) != NULL && uplevel(uv) >= level) {
     TValue *slot = &uv->u.value;  /* new position for value */
     lua_assert(uplevel(uv) < L->top.p);
+    if (L->upindex != NULL)
+      forgetupval(L, uv);
     luaF_unlinkupval(uv);  /* remove upvalue from 'openupval' list */
     setobj(L, slot, uv->v.p);  /* move value to upvalue slot */
     uv->v.p = slot;  /* now current value lives here */
@@ -207,6 +286,8 @@ void luaF_closeupval (lua_State *L, StkId level) {
       luaC_barrier(L, uv, slot);
     }
   }
+  if (L->openupval == NULL)
+    luaF_freeupindex(L);
 }
 
 

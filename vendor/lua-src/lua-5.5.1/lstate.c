@@ -241,6 +241,7 @@ static void preinit_thread (lua_State *L, global_State *g) {
   L->allowhook = 1;
   resethookcount(L);
   L->openupval = NULL;
+  L->upindex = NULL;
   L->status = LUA_OK;
   L->errfunc = 0;
   L->oldpc = 0;
@@ -268,6 +269,7 @@ static void close_state (lua_State *L) {
     luaC_freeallobjects(L);  /* collect all objects */
     luai_userstateclose(L);
   }
+  luaF_freeupindex(L);
   luaM_freearray(L, G(L)->strt.hash, cast_sizet(G(L)->strt.size));
   freestack(L);
   lua_assert(gettotalbytes(g) == sizeof(global_State));
@@ -306,6 +308,7 @@ void luaE_freethread (lua_State *L, lua_State *L1) {
   LX *l = fromstate(L1);
   luaF_closeupval(L1, L1->stack.p);  /* close all upvalues */
   lua_assert(L1->openupval == NULL);
+  luaF_freeupindex(L1);
   luai_userstatefree(L, L1);
   freestack(L1);
   luaM_free(L, l);

@@ -779,6 +779,28 @@ static void reprepstate (MatchState *ms) {
 }
 
 
+/*
+** Can a match of 'p' start only at the first position tried? Yes when 'p'
+** opens with '.*' (maybe inside captures) and holds no back reference:
+** the first attempt already tries the rest of the pattern at every later
+** position, and without back references the rest succeeds or fails there
+** whatever the start was. Splitting a path at its last slash then costs
+** one attempt instead of one per character.
+*/
+static int onlyfirststart (const char *p, size_t lp) {
+  size_t i = 0;
+  while (i + 1 < lp && p[i] == '(' && p[i + 1] != ')')
+    i++;
+  if (!(i + 1 < lp && p[i] == '.' && p[i + 1] == '*'))
+    return 0;
+  for (i += 2; i < lp; i++) {
+    if (p[i] == L_ESC && ++i < lp && isdigit(cast_uchar(p[i])))
+      return 0;
+  }
+  return 1;
+}
+
+
 static int str_find_aux (lua_State *L, int find) {
   size_t ls, lp;
   const char *s = luaL_checklstring(L, 1, &ls);
@@ -802,9 +824,11 @@ static int str_find_aux (lua_State *L, int find) {
     MatchState ms;
     const char *s1 = s + init;
     int anchor = (*p == '^');
+    int onestart;
     if (anchor) {
       p++; lp--;  /* skip anchor character */
     }
+    onestart = anchor || onlyfirststart(p, lp);
     prepstate(&ms, L, s, ls, p, lp);
     do {
       const char *res;
@@ -818,7 +842,7 @@ static int str_find_aux (lua_State *L, int find) {
         else
           return push_captures(&ms, s1, res);
       }
-    } while (s1++ < ms.src_end && !anchor);
+    } while (s1++ < ms.src_end && !onestart);
   }
   luaL_pushfail(L);  /* not found */
   return 1;
