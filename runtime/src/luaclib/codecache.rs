@@ -27,6 +27,7 @@ unsafe extern "C" {
     fn lua_shareproto(l: *mut lua_State) -> *const c_void;
     fn lua_pushsharedproto(l: *mut lua_State, proto: *const c_void);
     fn lua_sharekeys(l: *mut lua_State);
+    fn lua_sharefixed(l: *mut lua_State);
     fn lua_hashseed(l: *mut lua_State) -> c_uint;
 }
 
@@ -95,8 +96,9 @@ pub(crate) fn new_state() -> *mut lua_State {
     unsafe { ffi::lua_newstate(mimalloc_allocate, ptr::null_mut(), hash_seed()) }
 }
 
-/// The compiling state. It opens the standard libraries only to share their names: VMs
-/// then use those strings instead of making their own copies.
+/// The compiling state. It opens the standard libraries only to share their names, and
+/// shares its reserved words and metamethod names: VMs then use those strings instead of
+/// making their own copies.
 fn new_cache_state() -> *mut lua_State {
     let l = new_state();
     // SAFETY: a fresh state owned by the cache; package.loaded holds only library tables.
@@ -105,6 +107,7 @@ fn new_cache_state() -> *mut lua_State {
         ffi::luaL_getsubtable(l, ffi::LUA_REGISTRYINDEX, ffi::LUA_LOADED_TABLE);
         lua_sharekeys(l);
         ffi::lua_settop(l, 0);
+        lua_sharefixed(l);
     }
     l
 }
@@ -574,6 +577,36 @@ mod tests {
             assert(addr(key) == addr(insert))
             "#
         ));
+    }
+
+    #[test]
+    fn vms_share_reserved_words_and_metamethod_names() {
+        with_state(|_| ());
+        // Made after the cache state: their names are its shared ones, and work as theirs.
+        let (a, b) = (vm(), vm());
+        let names = "return string.format('%p %p %p', ('whi'):rep(1) .. 'le', \
+                     ('__ind'):rep(1) .. 'ex', ('_E'):rep(1) .. 'NV')";
+        assert_eq!(a.eval(names), b.eval(names));
+        b.check(
+            r#"
+            local closed
+            local mt = { __index = function(_, k) return k .. "!" end,
+                         __add = function() return 3 end,
+                         __close = function() closed = true end }
+            local t = setmetatable({}, mt)
+            assert(t.x == "x!" and t + t == 3)
+            do local c <close> = t end
+            assert(closed)
+            local n = 0
+            for i = 1, 3 do if i ~= 2 and not false or nil then n = n + i end end
+            repeat n = n - 1 until n <= 0
+            while n < 2 do n = n + 1 end
+            goto done
+            ::done::
+            local function f(...) return select('#', ...) end
+            assert(n == 2 and f(1, nil) == 2 and load("return _ENV")() == _ENV)
+            "#,
+        );
     }
 
     #[test]

@@ -70,6 +70,21 @@ impl TestVm {
 
     /// Runs the prelude followed by `code`; a Lua error becomes `Err(message)`.
     pub(crate) fn run(&self, code: &str) -> Result<(), String> {
+        self.run_for(code, 0).map(|_| ())
+    }
+
+    /// Runs `code` like [`TestVm::check`] and returns its one result as a string.
+    #[track_caller]
+    pub(crate) fn eval(&self, code: &str) -> String {
+        match self.run_for(code, 1) {
+            Ok(v) => v,
+            Err(e) => panic!("Lua failed: {e}"),
+        }
+    }
+
+    /// Runs the prelude and `code` with `results` results (0 or 1); the one result, or the
+    /// error message, as a string.
+    fn run_for(&self, code: &str, results: i32) -> Result<String, String> {
         let chunk = format!("{}\n{code}", self.prelude);
         let l = self.l;
         // SAFETY: loading and calling in protected mode; nothing escapes the pcall.
@@ -83,17 +98,19 @@ impl TestVm {
                 ptr::null(),
             );
             if status == ffi::LUA_OK {
-                status = ffi::lua_pcall(l, 0, 0, 0);
+                status = ffi::lua_pcall(l, 0, results, 0);
             }
-            let result = if status == ffi::LUA_OK {
-                Ok(())
+            let text = if status == ffi::LUA_OK && results == 0 {
+                String::new()
             } else {
                 let mut len = 0;
                 let p = ffi::luaL_tolstring(l, -1, &mut len);
-                Err(
-                    String::from_utf8_lossy(slice::from_raw_parts(p.cast::<u8>(), len))
-                        .into_owned(),
-                )
+                String::from_utf8_lossy(slice::from_raw_parts(p.cast::<u8>(), len)).into_owned()
+            };
+            let result = if status == ffi::LUA_OK {
+                Ok(text)
+            } else {
+                Err(text)
             };
             ffi::lua_settop(l, top);
             result

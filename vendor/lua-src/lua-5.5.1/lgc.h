@@ -82,6 +82,7 @@
 #define FINALIZEDBIT	6  /* object has been marked for finalization */
 
 #define SHAREDBIT	7  /* object is shared by every state (never white) */
+#define isshared(o)	testbit((o)->marked, SHAREDBIT)
 
 
 

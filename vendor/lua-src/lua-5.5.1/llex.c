@@ -79,7 +79,9 @@ void luaX_init (lua_State *L) {
   for (i=0; i<NUM_RESERVED; i++) {
     TString *ts = luaS_new(L, luaX_tokens[i]);
     luaC_fix(L, obj2gco(ts));  /* reserved words are never collected */
-    ts->extra = cast_byte(i+1);  /* reserved word */
+    lua_assert(!isshared(ts) || ts->extra == i+1);
+    if (!isshared(ts))  /* a shared one is already marked (lshared.c) */
+      ts->extra = cast_byte(i+1);  /* reserved word */
   }
 }
 

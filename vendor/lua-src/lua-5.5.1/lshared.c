@@ -3,7 +3,8 @@
 ** See Copyright Notice in lua.h
 **
 ** A shared object is black with SHAREDBIT set and sits on no collector
-** list, so no state's collector marks, sweeps or frees it: 'markobject'
+** list (only the sharing state's fixed names stay on its 'fixedgc'), so no
+** state's collector marks, sweeps or frees it: 'markobject'
 ** only follows white objects, and sweeping only walks a state's own
 ** lists. Nothing in a prototype changes after it is built, and long
 ** strings get their hash here, before other threads can see them, so
@@ -108,8 +109,7 @@ TString *luaS_findshared (global_State *g, const char *str, size_t l,
                           unsigned h) {
   SharedSet *set = atomic_load_explicit(&sharedset, memory_order_acquire);
   size_t i;
-  /* a state being built fixes its strings (luaC_fix): they must be its own */
-  if (set == NULL || set->seed != g->seed || !completestate(g))
+  if (set == NULL || set->seed != g->seed)
     return NULL;
   for (i = firstslot(set, h); ; i = (i + 1) & (set->size - 1)) {
     TString *ts = atomic_load_explicit(&set->slot[i], memory_order_acquire);
@@ -129,7 +129,7 @@ static void setshared (GCObject *o) {
 
 
 static void sharestring (global_State *g, TString *ts) {
-  if (ts == NULL || testbit(ts->marked, SHAREDBIT))
+  if (ts == NULL || isshared(ts))
     return;
   setshared(obj2gco(ts));
   if (strisshr(ts))
@@ -141,7 +141,7 @@ static void sharestring (global_State *g, TString *ts) {
 
 static void sharetree (global_State *g, Proto *p) {
   int i;
-  if (testbit(p->marked, SHAREDBIT))
+  if (isshared(p))
     return;
   setshared(obj2gco(p));
   sharestring(g, p->source);
@@ -182,7 +182,7 @@ static void unlinkshared (global_State *g) {
   GCObject **pp = &g->allgc;
   while (*pp != NULL) {
     GCObject *o = *pp;
-    if (testbit(o->marked, SHAREDBIT))
+    if (isshared(o))
       *pp = o->next;
     else
       pp = &o->next;
@@ -217,6 +217,23 @@ LUA_API void lua_sharekeys (lua_State *L) {
   collecttopause(L);
   sharekeys(G(L), hvalue(s2v(L->top.p - 1)), 1);
   unlinkshared(G(L));
+  lua_unlock(L);
+}
+
+
+/*
+** The fixed strings ('luaC_fix': reserved words, metamethod names, the
+** memory-error message) are off 'allgc' already. Once they are shared, a
+** new state takes them instead of making its own: 'luaC_fix' leaves shared
+** objects alone, and a shared reserved word already carries its token.
+*/
+LUA_API void lua_sharefixed (lua_State *L) {
+  GCObject *o;
+  lua_lock(L);
+  for (o = G(L)->fixedgc; o != NULL; o = o->next) {
+    if (o->tt == LUA_VSHRSTR)
+      sharestring(G(L), gco2ts(o));
+  }
   lua_unlock(L);
 }
 

@@ -36,6 +36,13 @@ LUA_API const void *(lua_shareproto) (lua_State *L);
 LUA_API void (lua_sharekeys) (lua_State *L);
 
 /*
+** Shares L's fixed names (reserved words, metamethod names): states made
+** later with L's seed use these instead of making their own. Same
+** conditions as 'lua_shareproto'.
+*/
+LUA_API void (lua_sharefixed) (lua_State *L);
+
+/*
 ** The seed of L's string hashes. Shared prototypes run only in states
 ** whose seed equals that of the state that shared them.
 */
