@@ -7,14 +7,16 @@
 //! keys already hashed and shared. A template keeps only values any VM may hold (light C
 //! functions, numbers, shared strings); the other slots come out empty and are filled
 //! here, in place, so nothing rehashes: the global table and `package.loaded` get the
-//! library tables, the string metatable its `__index`, and `math` a random generator of
-//! its own, seeded by Lua's own `randomseed`. `package` and `io` hold per-VM state
-//! through and through and are opened the usual way. A VM with another hash seed, or a
-//! process where a template could not be made, gets `luaL_openlibs`.
+//! library tables, the string metatable its `__index`, `io` its file handle metatable and
+//! default files, and `math` a random generator of its own, seeded by Lua's own
+//! `randomseed`. `package` holds per-VM state through and through and is opened the usual
+//! way. A VM with another hash seed, or a process where a template could not be made,
+//! gets `luaL_openlibs`.
 
 use crate::luaclib::codecache;
 use mlua::ffi::{self, lua_CFunction, lua_State};
 use std::ffi::{c_int, c_uint, CStr};
+use std::ptr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::LazyLock;
 
@@ -30,9 +32,10 @@ unsafe extern "C" {
 }
 
 /// Libraries whose tables come whole from a template.
-const FROM_TEMPLATE: [&CStr; 7] = [
+const FROM_TEMPLATE: [&CStr; 8] = [
     c"coroutine",
     c"debug",
+    c"io",
     c"math",
     c"os",
     c"string",
@@ -49,7 +52,26 @@ struct Templates {
     random: lua_CFunction,
     randomseed: lua_CFunction,
     random_state: usize,
+    file_meta: *const Template,
+    file_methods: *const Template,
+    std_files: Vec<StdFile>,
 }
+
+/// `io.stdin`, `io.stdout`, `io.stderr`: the stream record (a `FILE *` and the close
+/// function that refuses to close it) is the same in every VM, so its bytes are copied.
+struct StdFile {
+    name: &'static CStr,
+    registry_key: Option<&'static CStr>,
+    stream: Vec<u8>,
+}
+
+/// Where `luaopen_io` puts the file handle metatable and the default files.
+const FILE_HANDLE: &CStr = c"FILE*";
+const STD_FILES: [(&CStr, Option<&CStr>); 3] = [
+    (c"stdin", Some(c"_IO_input")),
+    (c"stdout", Some(c"_IO_output")),
+    (c"stderr", None),
+];
 
 // SAFETY: templates are immutable once made and never freed; the C functions are plain
 // code pointers.
@@ -100,6 +122,25 @@ unsafe fn read_templates(l: *mut lua_State) -> Option<Templates> {
         let random_state = ffi::lua_rawlen(l, -1);
         ffi::lua_getfield(l, -3, c"randomseed".as_ptr());
         let randomseed = ffi::lua_tocfunction(l, -1)?;
+        ffi::lua_getfield(l, ffi::LUA_REGISTRYINDEX, FILE_HANDLE.as_ptr());
+        ffi::lua_getfield(l, -1, c"__index".as_ptr());
+        let file_methods = take_template(l)?;
+        let file_meta = take_template(l)?;
+        let mut std_files = Vec::new();
+        ffi::lua_getglobal(l, c"io".as_ptr());
+        for (name, registry_key) in STD_FILES {
+            if ffi::lua_getfield(l, -1, name.as_ptr()) != ffi::LUA_TUSERDATA {
+                return None;
+            }
+            let p = ffi::lua_touserdata(l, -1) as *const u8;
+            let stream = std::slice::from_raw_parts(p, ffi::lua_rawlen(l, -1)).to_vec();
+            ffi::lua_pop(l, 1);
+            std_files.push(StdFile {
+                name,
+                registry_key,
+                stream,
+            });
+        }
         ffi::luaL_getsubtable(l, ffi::LUA_REGISTRYINDEX, ffi::LUA_LOADED_TABLE);
         let loaded = take_template(l)?;
         ffi::lua_pushglobaltable(l);
@@ -113,6 +154,9 @@ unsafe fn read_templates(l: *mut lua_State) -> Option<Templates> {
             random,
             randomseed,
             random_state,
+            file_meta,
+            file_methods,
+            std_files,
         })
     }
 }
@@ -143,13 +187,12 @@ unsafe fn open_from(l: *mut lua_State, t: &Templates) {
         register(l, c"_G");
         ffi::luaL_requiref(l, c"package".as_ptr(), ffi::luaopen_package, 1);
         ffi::lua_pop(l, 1);
-        ffi::luaL_requiref(l, c"io".as_ptr(), ffi::luaopen_io, 1);
-        ffi::lua_pop(l, 1);
         for &(name, tp) in &t.libs {
             lua_pushtemplate(l, tp);
             match name.to_bytes() {
                 b"string" => set_string_metatable(l, t.string_meta),
                 b"math" => set_random(l, t),
+                b"io" => set_files(l, t),
                 _ => {}
             }
             ffi::lua_pushvalue(l, -1);
@@ -179,6 +222,33 @@ unsafe fn set_string_metatable(l: *mut lua_State, meta: *const Template) {
         ffi::lua_pushvalue(l, -3);
         ffi::lua_setfield(l, -2, c"__index".as_ptr());
         ffi::lua_setmetatable(l, -2);
+        ffi::lua_pop(l, 1);
+    }
+}
+
+/// With the io library on the top: the file handle metatable and the default files, as
+/// `luaopen_io` makes them.
+unsafe fn set_files(l: *mut lua_State, t: &Templates) {
+    // SAFETY: stack work; the io library is at -1. Each new userdata gets exactly the
+    // bytes of the codecache state's stream of the same name, which hold process-wide
+    // pointers only.
+    unsafe {
+        lua_pushtemplate(l, t.file_meta);
+        lua_pushtemplate(l, t.file_methods);
+        ffi::lua_setfield(l, -2, c"__index".as_ptr());
+        ffi::lua_pushvalue(l, -1);
+        ffi::lua_setfield(l, ffi::LUA_REGISTRYINDEX, FILE_HANDLE.as_ptr());
+        for file in &t.std_files {
+            let p = ffi::lua_newuserdatauv(l, file.stream.len(), 0) as *mut u8;
+            ptr::copy_nonoverlapping(file.stream.as_ptr(), p, file.stream.len());
+            ffi::lua_pushvalue(l, -2);
+            ffi::lua_setmetatable(l, -2);
+            if let Some(key) = file.registry_key {
+                ffi::lua_pushvalue(l, -1);
+                ffi::lua_setfield(l, ffi::LUA_REGISTRYINDEX, key.as_ptr());
+            }
+            ffi::lua_setfield(l, -3, file.name.as_ptr());
+        }
         ffi::lua_pop(l, 1);
     }
 }
@@ -247,6 +317,14 @@ mod tests {
         table.sort(names)
         for _, name in ipairs(names) do dump(name, package.loaded[name]) end
         dump("string-meta", getmetatable(""))
+        local files = debug.getregistry()["FILE*"]
+        dump("file-meta", files)
+        dump("file-methods", files.__index)
+        assert(getmetatable(io.stdout) == files and io.type(io.stderr) == "file")
+        assert(io.input() == io.stdin and io.output() == io.stdout)
+        assert(tostring(io.stderr):find("^file %(0x") and io.stderr:write("") == io.stderr)
+        local closed, why = io.stdout:close()
+        assert(closed == nil and why:find("standard file"))
         assert(getmetatable("").__index == string and _G._G == _G)
         assert(package.loaded._G == _G and package.loaded.string == string)
         assert(("ab"):rep(2) == "abab" and require("table") == table)
