@@ -275,7 +275,6 @@ impl Snlua {
             ffi::lua_setfield(l, ffi::LUA_REGISTRYINDEX, c"skynet_context".as_ptr());
             luaclib::codecache::install(l);
             luaclib::preload_all(l);
-            ffi::lua_gc(l, ffi::LUA_GCGEN);
             for (global, key, default) in [
                 (
                     c"LUA_PATH",
@@ -325,6 +324,10 @@ impl Snlua {
                 ffi::lua_setfield(l, ffi::LUA_REGISTRYINDEX, c"memlimit".as_ptr());
             }
             ffi::lua_pop(l, 1);
+            // Switching to generational mode runs one full collection, which leaves
+            // everything the boot made old: young collections then start from an empty
+            // nursery instead of tracing the whole boot twice on its way to old age.
+            ffi::lua_gc(l, ffi::LUA_GCGEN);
             ffi::lua_gc(l, ffi::LUA_GCRESTART);
         }
         true
