@@ -78,8 +78,10 @@ const STD_FILES: [(&CStr, Option<&CStr>); 3] = [
 unsafe impl Send for Templates {}
 unsafe impl Sync for Templates {}
 
-static TEMPLATES: LazyLock<Option<Templates>> =
-    LazyLock::new(|| codecache::with_state(|l| unsafe { make_templates(l) }));
+static TEMPLATES: LazyLock<Option<Templates>> = LazyLock::new(|| {
+    // SAFETY: `with_state` hands over the codecache state under its lock.
+    codecache::with_state(|l| unsafe { make_templates(l) })
+});
 
 /// Makes a template of the table on the top of `l` and pops it.
 unsafe fn take_template(l: *mut lua_State) -> Option<*const Template> {
@@ -118,7 +120,9 @@ unsafe fn read_templates(l: *mut lua_State) -> Option<Templates> {
         ffi::lua_getglobal(l, c"math".as_ptr());
         ffi::lua_getfield(l, -1, c"random".as_ptr());
         let random = ffi::lua_tocfunction(l, -1)?;
-        ffi::lua_getupvalue(l, -1, 1);
+        if ffi::lua_getupvalue(l, -1, 1).is_null() {
+            return None;
+        }
         let random_state = ffi::lua_rawlen(l, -1);
         ffi::lua_getfield(l, -3, c"randomseed".as_ptr());
         let randomseed = ffi::lua_tocfunction(l, -1)?;
