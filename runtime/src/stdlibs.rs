@@ -15,7 +15,7 @@
 
 use crate::luaclib::codecache;
 use mlua::ffi::{self, lua_CFunction, lua_State};
-use std::ffi::{c_int, c_uint, CStr};
+use std::ffi::{c_int, CStr};
 use std::ptr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::LazyLock;
@@ -28,7 +28,6 @@ struct Template {
 unsafe extern "C" {
     fn lua_maketemplate(l: *mut lua_State) -> *mut Template;
     fn lua_pushtemplate(l: *mut lua_State, tp: *const Template) -> c_int;
-    fn lua_hashseed(l: *mut lua_State) -> c_uint;
 }
 
 /// Libraries whose tables come whole from a template.
@@ -44,7 +43,6 @@ const FROM_TEMPLATE: [&CStr; 8] = [
 ];
 
 struct Templates {
-    seed: c_uint,
     loaded: *const Template,
     globals: *const Template,
     libs: Vec<(&'static CStr, *const Template)>,
@@ -150,7 +148,6 @@ unsafe fn read_templates(l: *mut lua_State) -> Option<Templates> {
         ffi::lua_pushglobaltable(l);
         let globals = take_template(l)?;
         Some(Templates {
-            seed: lua_hashseed(l),
             loaded,
             globals,
             libs,
@@ -170,18 +167,20 @@ unsafe fn read_templates(l: *mut lua_State) -> Option<Templates> {
 /// # Safety
 /// `l` is a fresh, complete state with nothing opened yet.
 pub unsafe fn open(l: *mut lua_State) {
-    match TEMPLATES.as_ref() {
-        // SAFETY: forwarded; the seeds agree, so the templates' hashes hold in `l`.
-        Some(t) if unsafe { lua_hashseed(l) } == t.seed => unsafe { open_from(l, t) },
-        // SAFETY: forwarded.
-        _ => unsafe { ffi::luaL_openlibs(l) },
+    // SAFETY: forwarded. `lua_pushtemplate` pushes nothing when `l`'s hash seed is not
+    // the templates' (their hashes would not hold there); then no template is used.
+    unsafe {
+        match TEMPLATES.as_ref() {
+            Some(t) if lua_pushtemplate(l, t.loaded) != 0 => open_from(l, t),
+            _ => ffi::luaL_openlibs(l),
+        }
     }
 }
 
+/// With the template of `package.loaded` pushed, lays down the rest.
 unsafe fn open_from(l: *mut lua_State, t: &Templates) {
-    // SAFETY: stack work on a fresh state; every template's seed is `l`'s.
+    // SAFETY: stack work on a fresh state whose seed is the templates'.
     unsafe {
-        lua_pushtemplate(l, t.loaded);
         ffi::lua_setfield(l, ffi::LUA_REGISTRYINDEX, ffi::LUA_LOADED_TABLE);
         lua_pushtemplate(l, t.globals);
         ffi::lua_pushvalue(l, -1);
@@ -385,6 +384,18 @@ mod tests {
         assert_eq!(run(templated, DESCRIBE), want);
         close(genuine);
         close(templated);
+    }
+
+    #[test]
+    fn a_vm_with_another_seed_opens_its_libraries_the_usual_way() {
+        assert!(TEMPLATES.is_some());
+        // SAFETY: a fresh state of this test, with a seed of its own.
+        let l = unsafe { ffi::luaL_newstate() };
+        assert!(!l.is_null());
+        // SAFETY: as above; nothing is opened yet.
+        unsafe { open(l) };
+        assert!(run(l, DESCRIBE).lines().count() > 150);
+        close(l);
     }
 
     #[test]
