@@ -309,7 +309,7 @@ fn socket_record(msg: &Message) -> Option<String> {
     if msg.ptype != crate::message::PTYPE_SOCKET {
         return None;
     }
-    let r = crate::socket_message::decode(msg.bytes())?;
+    let r = crate::socket::record::decode(msg.bytes())?;
     let mut line = format!("[socket] {} {} {} ", r.kind, r.id, r.ud);
     if r.buffer.is_null() {
         line.push('[');

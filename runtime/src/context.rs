@@ -189,7 +189,7 @@ fn discard(msg: Message) {
     if msg.ptype == PTYPE_SOCKET {
         // SAFETY: an undelivered socket event still owns its buffer, and the message
         // is dropped right after, so the buffer is never used again.
-        unsafe { crate::socket_message::free_buffer(msg.bytes()) };
+        unsafe { crate::socket::record::free_buffer(msg.bytes()) };
     }
 }
 

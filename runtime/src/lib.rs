@@ -12,17 +12,13 @@ pub mod daemon;
 pub mod env;
 pub mod handle;
 pub mod harbor;
-pub mod interpreter;
 pub mod logging;
-#[cfg(test)]
-mod lua_patch_tests;
+pub mod lua;
 pub mod luaclib;
 pub mod memory;
 pub mod message;
 pub mod mq;
 pub mod scheduler;
 pub mod socket;
-pub mod socket_message;
 pub mod start;
-pub mod stdlibs;
 pub mod timer;

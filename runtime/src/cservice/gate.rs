@@ -11,8 +11,8 @@
 use crate::context::{self, Context, InitFailed, Service};
 use crate::logging;
 use crate::message::{Message, Payload, PTYPE_CLIENT, PTYPE_SOCKET, PTYPE_TEXT};
+use crate::socket::record as sm;
 use crate::socket::{self, Priority, SendBuffer};
-use crate::socket_message as sm;
 use std::collections::HashMap;
 use std::sync::Arc;
 

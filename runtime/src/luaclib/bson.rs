@@ -18,7 +18,7 @@
 //! once nothing else is owned. Decoding checks every length against the bytes it has and
 //! raises `Invalid bson block ...` instead of reading past the end.
 
-use super::lua::{check_bytes, new_lib, push_bytes, raise, raise_top, to_bytes, type_name};
+use crate::lua::stack::{check_bytes, new_lib, push_bytes, raise, raise_top, to_bytes, type_name};
 use mlua::ffi::{self, lua_State};
 use std::ffi::{c_int, c_void, CStr};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -1260,7 +1260,7 @@ pub unsafe extern "C-unwind" fn open(l: *mut lua_State) -> c_int {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::luaclib::testvm::{TestVm, CHECKS};
+    use crate::lua::testvm::{TestVm, CHECKS};
 
     /// Test helper `mkdoc(str)`: a `bson` userdata holding exactly the given bytes.
     unsafe extern "C-unwind" fn mkdoc(l: *mut lua_State) -> c_int {

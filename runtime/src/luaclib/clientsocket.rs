@@ -3,7 +3,7 @@
 //! lines into a queue from the moment the module loads. Stdin reaching its end ends the
 //! process with status 1, as upstream's does.
 
-use super::lua::{self, push_bytes, raise};
+use crate::lua::stack::{self as lua, push_bytes, raise};
 use mlua::ffi::{self, lua_State};
 use parking_lot::Mutex;
 use std::collections::VecDeque;

@@ -4,34 +4,15 @@
 //! Functions that need the service get its Context through upvalue 1 (a light userdata
 //! set from the registry key `skynet_context` when the module opens).
 
-use super::lua::{self, push_bytes, raise, to_bytes, type_name};
 use super::seri;
 use crate::command;
 use crate::context::{self, Body, Context, Destination, SendError};
-use crate::cservice::snlua;
+use crate::lua::host::host;
+use crate::lua::stack::{self as lua, push_bytes, raise, to_bytes, type_name};
 use crate::message::{self, Payload, PTYPE_TAG_ALLOCSESSION, PTYPE_TAG_DONTCOPY};
 use crate::{handle, logging, timer};
 use mlua::ffi::{self, lua_State};
 use std::ffi::{c_int, CStr};
-use std::sync::atomic::Ordering;
-
-/// The message handler for callbacks and the loader: a string error becomes a
-/// traceback; anything else becomes `(no error message)`.
-///
-/// # Safety
-/// Called by Lua only (a `lua_CFunction`).
-pub unsafe extern "C-unwind" fn traceback(l: *mut lua_State) -> c_int {
-    // SAFETY: called by Lua as a message handler with the error at index 1.
-    unsafe {
-        let msg = ffi::lua_tolstring(l, 1, std::ptr::null_mut());
-        if msg.is_null() {
-            ffi::lua_pushstring(l, c"(no error message)".as_ptr());
-        } else {
-            ffi::luaL_traceback(l, l, msg, 1);
-        }
-    }
-    1
-}
 
 /// The service behind the running function (upvalue 1).
 unsafe fn context<'a>(l: *mut lua_State) -> &'a Context {
@@ -40,48 +21,14 @@ unsafe fn context<'a>(l: *mut lua_State) -> &'a Context {
     unsafe { &*(ffi::lua_touserdata(l, ffi::lua_upvalueindex(1)) as *const Context) }
 }
 
-const REGISTRY_CALLBACK: &CStr = c"skynet.core.callback";
-const REGISTRY_PREVIOUS: &CStr = c"skynet.core.previous_callback";
-
-/// Drops the reference that kept a replaced callback thread alive while it ran.
-///
-/// # Safety
-/// `l` must be the service's VM, on the worker dispatching it.
-pub unsafe fn forget_previous_callback(l: *mut lua_State, shared: &snlua::Shared) {
-    if shared.previous_callback.swap(false, Ordering::Relaxed) {
-        // SAFETY: plain registry write on a live VM.
-        unsafe {
-            ffi::lua_pushnil(l);
-            ffi::lua_setfield(l, ffi::LUA_REGISTRYINDEX, REGISTRY_PREVIOUS.as_ptr());
-        }
-    }
-}
-
 unsafe extern "C-unwind" fn callback(l: *mut lua_State) -> c_int {
-    // SAFETY: argument checks raise before anything is owned; the rest is stack work on
-    // the service's own VM.
+    // SAFETY: the argument check raises before anything is owned; the rest is stack work
+    // on the service's own VM.
     unsafe {
         ffi::luaL_checktype(l, 1, ffi::LUA_TFUNCTION);
         let forward = ffi::lua_toboolean(l, 2) != 0;
         ffi::lua_settop(l, 1);
-        let shared = snlua::shared(l);
-        // Keep the thread running now alive: skynet.exit replaces the callback from
-        // inside a callback.
-        if ffi::lua_getfield(l, ffi::LUA_REGISTRYINDEX, REGISTRY_CALLBACK.as_ptr())
-            == ffi::LUA_TTHREAD
-        {
-            ffi::lua_setfield(l, ffi::LUA_REGISTRYINDEX, REGISTRY_PREVIOUS.as_ptr());
-            shared.previous_callback.store(true, Ordering::Relaxed);
-        } else {
-            ffi::lua_pop(l, 1);
-        }
-        let gl = ffi::lua_newthread(l);
-        ffi::lua_pushcfunction(gl, traceback);
-        ffi::lua_pushvalue(l, 1);
-        ffi::lua_xmove(l, gl, 1);
-        ffi::lua_setfield(l, ffi::LUA_REGISTRYINDEX, REGISTRY_CALLBACK.as_ptr());
-        shared.forward.store(forward, Ordering::Relaxed);
-        shared.callback.store(gl, Ordering::Release);
+        host(l).set_callback(l, forward);
     }
     0
 }

@@ -8,7 +8,7 @@
 //! arithmetic, the padding rules) is written here. Every function returns the same bytes
 //! and raises the same error texts as upstream, position prefix included.
 
-use super::lua::{check_bytes, new_lib, push_bytes, raise};
+use crate::lua::stack::{check_bytes, new_lib, push_bytes, raise};
 use des::cipher::generic_array::GenericArray;
 use des::cipher::{BlockDecrypt, BlockEncrypt, KeyInit};
 use des::Des;
@@ -614,7 +614,7 @@ pub unsafe extern "C-unwind" fn open(l: *mut lua_State) -> c_int {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::luaclib::testvm::TestVm;
+    use crate::lua::testvm::TestVm;
 
     /// A fresh Lua state with the standard libraries and `crypt` as a global.
     fn vm() -> TestVm {

@@ -8,7 +8,7 @@
 //! message XORed with a key stream where each 16-byte block is the MD5 of
 //! `seed-block ‖ key`, the seed block being replaced by the previous ciphertext block.
 
-use super::lua::{check_bytes, new_lib, push_bytes, raise};
+use crate::lua::stack::{check_bytes, new_lib, push_bytes, raise};
 use md5::{Digest, Md5};
 use mlua::ffi::{self, lua_State};
 use std::ffi::c_int;
@@ -170,7 +170,7 @@ pub unsafe extern "C-unwind" fn open(l: *mut lua_State) -> c_int {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::luaclib::testvm::{TestVm, CHECKS};
+    use crate::lua::testvm::{TestVm, CHECKS};
 
     fn vm() -> TestVm {
         TestVm::new(CHECKS, &[]).with_module(c"md5", open)

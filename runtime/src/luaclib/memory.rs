@@ -98,7 +98,7 @@ unsafe extern "C-unwind" fn jestat(l: *mut lua_State) -> c_int {
 unsafe extern "C-unwind" fn mallctl(l: *mut lua_State) -> c_int {
     // SAFETY: the argument check raises before anything is owned.
     unsafe {
-        let name = String::from_utf8_lossy(super::lua::check_bytes(l, 1)).into_owned();
+        let name = String::from_utf8_lossy(crate::lua::stack::check_bytes(l, 1)).into_owned();
         no_jemalloc(l, "mallctl_int64", &name)
     }
 }
@@ -122,7 +122,7 @@ unsafe extern "C-unwind" fn profactive(l: *mut lua_State) -> c_int {
 pub unsafe extern "C-unwind" fn open(l: *mut lua_State) -> c_int {
     // SAFETY: stack work on a live VM.
     unsafe {
-        super::lua::new_lib(
+        crate::lua::stack::new_lib(
             l,
             &[
                 (c"total", total),

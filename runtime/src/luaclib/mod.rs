@@ -3,10 +3,8 @@
 
 pub mod bson;
 pub mod clientsocket;
-pub mod codecache;
 pub mod core;
 pub mod crypt;
-pub mod lua;
 pub mod md5;
 pub mod memory;
 pub mod mongo;
@@ -14,9 +12,8 @@ pub mod netpack;
 pub mod profile;
 pub mod seri;
 pub mod socketdriver;
-#[cfg(test)]
-pub(crate) mod testvm;
 
+use crate::lua::stack as lua;
 use mlua::ffi::lua_State;
 
 /// Registers the built-in modules in `package.preload`.

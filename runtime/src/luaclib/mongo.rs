@@ -11,7 +11,7 @@
 //!
 //! All integers on the wire are little-endian `i32`.
 
-use super::lua::{check_bytes, new_lib, push_bytes, raise};
+use crate::lua::stack::{check_bytes, new_lib, push_bytes, raise};
 use mlua::ffi::{self, lua_State};
 use std::ffi::c_int;
 
@@ -162,8 +162,8 @@ pub unsafe extern "C-unwind" fn open(l: *mut lua_State) -> c_int {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lua::testvm::{TestVm, CHECKS};
     use crate::luaclib::bson;
-    use crate::luaclib::testvm::{TestVm, CHECKS};
 
     const PRELUDE: &str = r#"
 local function i32(n) return string.pack('<i4', n) end

@@ -17,9 +17,9 @@
 //! and passes them on (`socketdriver.send`, `netpack.tostring`, `skynet.trash`). The DATA
 //! buffer of the socket message is always freed by filter.
 
-use super::lua::{self, push_bytes, raise};
+use crate::lua::stack::{self as lua, push_bytes, raise};
 use crate::message::{payload_alloc, payload_free, Payload};
-use crate::socket_message as sm;
+use crate::socket::record as sm;
 use mlua::ffi::{self, lua_State};
 use std::collections::{HashMap, VecDeque};
 use std::ffi::{c_int, CStr};
@@ -497,7 +497,7 @@ pub unsafe extern "C-unwind" fn open(l: *mut lua_State) -> c_int {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::luaclib::testvm::TestVm;
+    use crate::lua::testvm::TestVm;
     use crate::message::payload_from;
     use std::slice;
 

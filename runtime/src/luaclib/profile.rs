@@ -8,8 +8,8 @@
 //! Upvalue 1 of every function is the `start` table (coroutine -> clock at resume, only
 //! while profiled), upvalue 2 the `total` table (coroutine -> seconds so far).
 
-use super::lua::{self, raise};
-use crate::cservice::snlua;
+use crate::lua::host::host;
+use crate::lua::stack::{self as lua, raise};
 use mlua::ffi::{self, lua_State};
 use std::ffi::{c_int, c_void};
 use std::sync::atomic::Ordering;
@@ -79,7 +79,7 @@ unsafe extern "C-unwind" fn start(l: *mut lua_State) -> c_int {
         }
         set_table(l, TOTAL, 1, Some(0.0));
         set_table(l, START, 1, Some(thread_clock()));
-        snlua::shared(l).profiling.fetch_add(1, Ordering::Relaxed);
+        host(l).profiling.fetch_add(1, Ordering::Relaxed);
     }
     0
 }
@@ -94,10 +94,9 @@ unsafe extern "C-unwind" fn stop(l: *mut lua_State) -> c_int {
         let total = table_number(l, TOTAL, 1).unwrap_or(0.0) + (thread_clock() - begin);
         set_table(l, START, 1, None);
         set_table(l, TOTAL, 1, None);
-        let _ =
-            snlua::shared(l)
-                .profiling
-                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+        let _ = host(l)
+            .profiling
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
         ffi::lua_pushnumber(l, total);
     }
     1
@@ -114,7 +113,7 @@ unsafe fn aux_resume(l: *mut lua_State, co: *mut lua_State, narg: c_int) -> c_in
             return -1;
         }
         ffi::lua_xmove(l, co, narg);
-        let shared = snlua::shared(l);
+        let shared = host(l);
         shared.switch_to(co);
         let mut nres = 0;
         let status = ffi::lua_resume(co, l, narg, &mut nres);
@@ -142,7 +141,7 @@ unsafe fn timed_resume(l: *mut lua_State, co_index: c_int, narg: c_int) -> c_int
     unsafe {
         let co = ffi::lua_tothread(l, co_index);
         // Most services never profile: skip the two table lookups per resume then.
-        if snlua::shared(l).profiling.load(Ordering::Relaxed) == 0 {
+        if host(l).profiling.load(Ordering::Relaxed) == 0 {
             return aux_resume(l, co, narg);
         }
         if table_number(l, START, co_index).is_some() {

@@ -12,7 +12,7 @@
 //! itself may raise while it does so (a NaN table key, memory) cross only plain frames.
 //! The wire format is described in the project's `seri.md` spec.
 
-use crate::luaclib::lua::{push_bytes, raise, to_bytes};
+use crate::lua::stack::{push_bytes, raise, to_bytes};
 use crate::message::{payload_alloc, payload_free, payload_realloc};
 use mlua::ffi::{self, lua_State};
 use std::ffi::{c_int, c_void, CStr};
@@ -816,7 +816,7 @@ pub unsafe extern "C-unwind" fn unpack(l: *mut lua_State) -> c_int {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::luaclib::testvm::TestVm;
+    use crate::lua::testvm::TestVm;
 
     /// Test-only globals: `mkptr(i)` makes a light userdata with address `i`, `addr(p)` is
     /// its inverse, `peek(p, n)` copies a buffer into a string, `trash(p)` frees a payload.

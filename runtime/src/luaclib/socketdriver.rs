@@ -7,11 +7,11 @@
 //! empty. The `pool` argument upstream uses for its free list is accepted and checked
 //! but not needed here.
 
-use super::lua::{self, push_bytes, raise, to_bytes, type_name};
 use crate::context::Context;
+use crate::lua::stack::{self as lua, push_bytes, raise, to_bytes, type_name};
 use crate::message::{self, Payload};
+use crate::socket::record;
 use crate::socket::{self, Priority, SendBuffer};
-use crate::socket_message;
 use mlua::ffi::{self, lua_State};
 use std::collections::VecDeque;
 use std::ffi::{c_int, c_void, CStr};
@@ -236,7 +236,7 @@ unsafe extern "C-unwind" fn unpack(l: *mut lua_State) -> c_int {
         if p.is_null() {
             return 0;
         }
-        socket_message::push_unpacked(l, std::slice::from_raw_parts(p, sz))
+        push_unpacked(l, std::slice::from_raw_parts(p, sz))
     }
 }
 
@@ -641,4 +641,32 @@ pub unsafe extern "C-unwind" fn open(l: *mut lua_State) -> c_int {
         }
     }
     1
+}
+/// Pushes `socketdriver.unpack`'s results for `payload`: `type, id, ud, data` plus the
+/// address string for UDP. `data` is the inline string for CONNECT/ACCEPT/ERROR, a light
+/// userdata for the others (null for CLOSE/WARNING). Returns the number of values.
+///
+/// # Safety
+/// `l` must be a valid Lua state; a DATA/UDP buffer must be live (see [`Record::data`]).
+unsafe fn push_unpacked(l: *mut lua_State, payload: &[u8]) -> c_int {
+    let Some(r) = record::decode(payload) else {
+        return 0;
+    };
+    // SAFETY: plain pushes on a live state; nothing Rust-owned is alive if one raises.
+    unsafe {
+        ffi::lua_pushinteger(l, r.kind as ffi::lua_Integer);
+        ffi::lua_pushinteger(l, r.id as ffi::lua_Integer);
+        ffi::lua_pushinteger(l, r.ud as ffi::lua_Integer);
+        match r.kind {
+            record::CONNECT | record::ACCEPT | record::ERROR if r.buffer.is_null() => {
+                push_bytes(l, r.text)
+            }
+            _ => ffi::lua_pushlightuserdata(l, r.buffer.cast()),
+        }
+        if let Some(addr) = r.udp_address() {
+            push_bytes(l, addr);
+            return 5;
+        }
+    }
+    4
 }

@@ -10,6 +10,7 @@
 //! upstream's, but there is no fixed table: the limit is the process's descriptors.
 
 mod address;
+pub mod record;
 mod server;
 
 pub use address::{decode_udp_address, encode_udp_address, parse_address, AddressError};

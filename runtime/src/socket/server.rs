@@ -6,11 +6,11 @@
 //! buffer (starting at 64 bytes) needs two. Writes go out at once when nothing is queued;
 //! what the kernel does not take waits in two queues, high priority first.
 
+use super::record::{self, Event};
 use super::{
     encode_udp_address, release_id, shared, Priority, Request, SendBuffer, Shared, SocketInfo,
 };
 use crate::message::Payload;
-use crate::socket_message::{self, Event};
 use crate::{logging, scheduler, timer};
 use crossbeam::channel::Receiver;
 use mio::net::{TcpListener, TcpStream, UdpSocket};
@@ -153,7 +153,7 @@ fn render(addr: &SocketAddr) -> String {
 }
 
 fn deliver(owner: u32, event: Event) {
-    if socket_message::deliver(owner, event) {
+    if record::deliver(owner, event) {
         scheduler::wakeup_if_all_sleep();
     }
 }

@@ -13,22 +13,13 @@
 //! way. A VM with another hash seed, or a process where a template could not be made,
 //! gets `luaL_openlibs`.
 
-use crate::luaclib::codecache;
+use super::codecache;
+use super::lshared::{lua_maketemplate, lua_pushtemplate, Template};
 use mlua::ffi::{self, lua_CFunction, lua_State};
-use std::ffi::{c_int, CStr};
+use std::ffi::CStr;
 use std::ptr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::LazyLock;
-
-#[repr(C)]
-struct Template {
-    _opaque: [u8; 0],
-}
-
-unsafe extern "C" {
-    fn lua_maketemplate(l: *mut lua_State) -> *mut Template;
-    fn lua_pushtemplate(l: *mut lua_State, tp: *const Template) -> c_int;
-}
 
 /// Libraries whose tables come whole from a template.
 const FROM_TEMPLATE: [&CStr; 8] = [
@@ -296,7 +287,7 @@ fn fill_distinct(bytes: &mut [u8], salt: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::luaclib::lua;
+    use crate::lua::stack as lua;
 
     /// Every entry of the global table, of each library and of the string metatable, in
     /// `pairs` order. Light C functions print their address, the same in every VM.

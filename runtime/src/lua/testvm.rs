@@ -2,7 +2,7 @@
 //! few test-only global functions, optionally the module under test as a global, and a
 //! fixed Lua prelude that every chunk run in it starts with.
 
-use super::lua::CFunction;
+use super::stack::CFunction;
 use mlua::ffi::{self, lua_State};
 use std::ffi::CStr;
 use std::{ptr, slice};

@@ -117,3 +117,21 @@ pub unsafe fn preload(l: *mut lua_State, name: &CStr, open: CFunction) {
         ffi::lua_pop(l, 1);
     }
 }
+
+/// The message handler for callbacks and the loader: a string error becomes a
+/// traceback; anything else becomes `(no error message)`.
+///
+/// # Safety
+/// Called by Lua only (a `lua_CFunction`).
+pub unsafe extern "C-unwind" fn traceback(l: *mut lua_State) -> c_int {
+    // SAFETY: called by Lua as a message handler with the error at index 1.
+    unsafe {
+        let msg = ffi::lua_tolstring(l, 1, std::ptr::null_mut());
+        if msg.is_null() {
+            ffi::lua_pushstring(l, c"(no error message)".as_ptr());
+        } else {
+            ffi::luaL_traceback(l, l, msg, 1);
+        }
+    }
+    1
+}

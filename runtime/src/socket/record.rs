@@ -19,13 +19,10 @@
 //! `netpack.filter`) or frees it.
 //!
 //! This file is the only place that knows the layout: the socket server builds records
-//! with [`Event`] and [`deliver`]; `socketdriver.unpack` ([`push_unpacked`]) and
-//! `netpack.filter` read them with [`decode`].
+//! with [`Event`] and [`deliver`]; `socketdriver.unpack` and `netpack.filter` read them
+//! with [`decode`].
 
-use crate::luaclib::lua::push_bytes;
 use crate::message::{payload_alloc, payload_free, Message, Payload, PTYPE_SOCKET};
-use mlua::ffi::{self, lua_State};
-use std::ffi::c_int;
 use std::ptr;
 
 /// Event types (the `type` field; `socket.lua` indexes its handler table with them).
@@ -291,31 +288,6 @@ pub unsafe fn free_buffer(payload: &[u8]) {
             unsafe { payload_free(r.buffer) };
         }
     }
-}
-
-/// Pushes `socketdriver.unpack`'s results for `payload`: `type, id, ud, data` plus the
-/// address string for UDP. `data` is the inline string for CONNECT/ACCEPT/ERROR, a light
-/// userdata for the others (null for CLOSE/WARNING). Returns the number of values.
-///
-/// # Safety
-/// `l` must be a valid Lua state; a DATA/UDP buffer must be live (see [`Record::data`]).
-pub unsafe fn push_unpacked(l: *mut lua_State, payload: &[u8]) -> c_int {
-    let Some(r) = decode(payload) else { return 0 };
-    // SAFETY: plain pushes on a live state; nothing Rust-owned is alive if one raises.
-    unsafe {
-        ffi::lua_pushinteger(l, r.kind as ffi::lua_Integer);
-        ffi::lua_pushinteger(l, r.id as ffi::lua_Integer);
-        ffi::lua_pushinteger(l, r.ud as ffi::lua_Integer);
-        match r.kind {
-            CONNECT | ACCEPT | ERROR if r.buffer.is_null() => push_bytes(l, r.text),
-            _ => ffi::lua_pushlightuserdata(l, r.buffer.cast()),
-        }
-        if let Some(addr) = r.udp_address() {
-            push_bytes(l, addr);
-            return 5;
-        }
-    }
-    4
 }
 
 #[cfg(test)]

@@ -14,22 +14,17 @@
 //! (default) caches, `EXIST` only uses what is cached, `OFF` always reads the file. Only VMs made with [`hash_seed`] can run shared
 //! prototypes (short-string hashes must agree); others load normally.
 
-use super::lua::{self, push_bytes};
+use super::lshared::{
+    lua_hashseed, lua_pushsharedproto, lua_sharefixed, lua_sharekeys, lua_shareproto,
+};
+use super::stack::{self as lua, push_bytes};
 use mlua::ffi::{self, lua_State};
 use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::ffi::{c_int, c_uint, c_void, CString};
+use std::ffi::{c_int, c_void, CString};
 use std::ptr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::LazyLock;
-
-unsafe extern "C" {
-    fn lua_shareproto(l: *mut lua_State) -> *const c_void;
-    fn lua_pushsharedproto(l: *mut lua_State, proto: *const c_void);
-    fn lua_sharekeys(l: *mut lua_State);
-    fn lua_sharefixed(l: *mut lua_State);
-    fn lua_hashseed(l: *mut lua_State) -> c_uint;
-}
 
 /// One hash seed for every VM of the process, as upstream: shared prototypes need it.
 static SEED: AtomicU32 = AtomicU32::new(0);
@@ -422,7 +417,7 @@ pub unsafe fn install(l: *mut lua_State) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::luaclib::testvm::TestVm;
+    use crate::lua::testvm::TestVm;
 
     const PRELUDE: &str = "local cache = require 'skynet.codecache'";
 

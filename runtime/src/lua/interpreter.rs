@@ -1,15 +1,23 @@
-//! `skynet lua SCRIPT [ARGS]`: a stock Lua 5.5 interpreter with `client.socket` and
-//! `client.crypt` preloaded, so upstream's example clients run without a C build. It
+//! `skynet lua SCRIPT [ARGS]`: a stock Lua 5.5 interpreter with the modules the caller
+//! names preloaded (`client.socket` and `client.crypt` for the binary), so upstream's
+//! example clients run without a C build. It
 //! behaves like `lua script args`: `arg` holds the script and its arguments, and an
 //! uncaught error prints `<program>: <message>` with a traceback and exits with 1.
 
-use crate::luaclib::{clientsocket, core, crypt, lua};
+use super::stack::{self as lua, CFunction};
 use mlua::ffi;
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::process::ExitCode;
 
-/// Runs `script` with `args`; `program` is how error lines are prefixed (argv[0]).
-pub fn run(program: &str, script: &str, args: &[String]) -> ExitCode {
+/// Runs `script` with `args` and `preloads` in `package.preload`; `program` is how error
+/// lines are prefixed (argv[0]); `traceback` is the message handler of the main chunk.
+pub fn run(
+    program: &str,
+    script: &str,
+    args: &[String],
+    preloads: &[(&CStr, CFunction)],
+    traceback: CFunction,
+) -> ExitCode {
     // SAFETY: a fresh state used only on this thread; every call that can raise runs
     // inside lua_pcall, and nothing Rust-owned crosses a raise.
     unsafe {
@@ -19,8 +27,9 @@ pub fn run(program: &str, script: &str, args: &[String]) -> ExitCode {
             return ExitCode::from(1);
         }
         ffi::luaL_openlibs(l);
-        lua::preload(l, c"client.socket", clientsocket::open);
-        lua::preload(l, c"client.crypt", crypt::open);
+        for (name, open) in preloads {
+            lua::preload(l, name, *open);
+        }
         ffi::lua_createtable(l, args.len() as i32, 1);
         lua::push_bytes(l, script.as_bytes());
         ffi::lua_rawseti(l, -2, 0);
@@ -29,7 +38,7 @@ pub fn run(program: &str, script: &str, args: &[String]) -> ExitCode {
             ffi::lua_rawseti(l, -2, (i + 1) as ffi::lua_Integer);
         }
         ffi::lua_setglobal(l, c"arg".as_ptr());
-        ffi::lua_pushcfunction(l, core::traceback);
+        ffi::lua_pushcfunction(l, traceback);
         let path = CString::new(script).unwrap_or_default();
         let mut status = ffi::luaL_loadfilex(l, path.as_ptr(), std::ptr::null());
         if status == ffi::LUA_OK {

@@ -1,7 +1,7 @@
 //! Tests of our changes to Lua itself (vendor/lua-src/README.md) that need no skynet
 //! around them: the index of open upvalues and the single-start pattern search.
 
-use crate::luaclib::testvm::TestVm;
+use crate::lua::testvm::TestVm;
 
 /// A main chunk with many locals captured by many closures (the shape that gives a thread
 /// an index of its open upvalues), checked against a plain table of the values, while the

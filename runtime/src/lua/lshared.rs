@@ -1,0 +1,31 @@
+//! The patched Lua's sharing API (vendor/lua-src, `lshared.h`), declared once.
+//!
+//! Shared prototypes, strings and templates belong to no collector and are never freed;
+//! a state may use them only when its string-hash seed equals that of the state that
+//! shared them (see [`super::codecache::hash_seed`]).
+
+use mlua::ffi::lua_State;
+use std::ffi::{c_int, c_uint, c_void};
+
+/// A table layout made by `lua_maketemplate` (opaque; never freed).
+#[repr(C)]
+pub struct Template {
+    _opaque: [u8; 0],
+}
+
+unsafe extern "C" {
+    /// Makes the prototype tree of the Lua function on the top of the stack shared.
+    pub fn lua_shareproto(l: *mut lua_State) -> *const c_void;
+    /// Pushes a new closure of a shared main-chunk prototype (first upvalue `_G`).
+    pub fn lua_pushsharedproto(l: *mut lua_State, proto: *const c_void);
+    /// Shares the string keys of the table on top and of the tables it holds.
+    pub fn lua_sharekeys(l: *mut lua_State);
+    /// Shares the state's reserved words and metamethod names.
+    pub fn lua_sharefixed(l: *mut lua_State);
+    /// The seed of the state's string hashes.
+    pub fn lua_hashseed(l: *mut lua_State) -> c_uint;
+    /// A template of the table on top; null when it has an array part or a non-string key.
+    pub fn lua_maketemplate(l: *mut lua_State) -> *mut Template;
+    /// Pushes a table laid out as `tp`; 0 (nothing pushed) when the seeds differ.
+    pub fn lua_pushtemplate(l: *mut lua_State, tp: *const Template) -> c_int;
+}
