@@ -140,9 +140,10 @@ pub fn blocks() -> i64 {
     live_slots().map(|(_, _, n)| n).sum()
 }
 
-/// `(handle, bytes)` of every slot in use.
-pub fn info() -> Vec<(u32, i64)> {
-    live_slots().map(|(h, b, _)| (h, b)).collect()
+/// `(handle, bytes)` of every slot in use (read in place: the Lua side fills a table
+/// from it, and a Lua error there must not skip the drop of a copy).
+pub fn info() -> impl Iterator<Item = (u32, i64)> {
+    live_slots().map(|(h, b, _)| (h, b))
 }
 
 /// Bytes charged to `handle` (0 when its slot belongs to another service).

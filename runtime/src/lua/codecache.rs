@@ -17,6 +17,7 @@
 use super::lshared::{
     lua_hashseed, lua_pushsharedproto, lua_sharefixed, lua_sharekeys, lua_shareproto,
 };
+use super::raise::{arg_bytes, lua_fn, raise, try_push_bytes, Raise};
 use super::stack::{self as lua, push_bytes};
 use mlua::ffi::{self, lua_State};
 use parking_lot::Mutex;
@@ -132,25 +133,25 @@ unsafe fn mode_of(l: *mut lua_State) -> Mode {
 }
 
 /// Compiles `name` in the cache state and shares it; on failure the error message is
-/// pushed on `l` and the status returned.
+/// returned with the status, to be pushed once the cache is unlocked (a push may raise,
+/// or run a finalizer that loads a file).
 ///
 /// # Safety
-/// `l` must be a valid Lua state; `cache` is locked by the caller.
+/// `cache` is locked by the caller.
 unsafe fn compile_shared(
     cache: &mut Cache,
-    l: *mut lua_State,
     name: &[u8],
-) -> Result<*const c_void, c_int> {
+) -> Result<*const c_void, (c_int, Vec<u8>)> {
     let cl = cache.state;
     let cname = CString::new(name).unwrap_or_default();
-    // SAFETY: the cache state is used by this thread only while the lock is held; the
-    // message is copied to `l` before it is popped.
+    // SAFETY: the cache state is used by this thread only while the lock is held, and it
+    // runs no protected call: an error in it would abort, never unwind through here.
     unsafe {
         let status = ffi::luaL_loadfilex(cl, cname.as_ptr(), ptr::null());
         if status != ffi::LUA_OK {
-            push_bytes(l, lua::to_bytes(cl, -1).unwrap_or_default());
+            let msg = lua::to_bytes(cl, -1).unwrap_or_default().to_vec();
             ffi::lua_settop(cl, 0);
-            return Err(status);
+            return Err((status, msg));
         }
         let proto = lua_shareproto(cl);
         ffi::lua_settop(cl, 0);
@@ -159,8 +160,11 @@ unsafe fn compile_shared(
     }
 }
 
-/// The shared prototype of `name` for `l`: Some(Ok) to run, Some(Err(status)) when
-/// compiling failed (message pushed), None when `l` must load the file itself.
+/// A failed compile: the status and the error message.
+type CompileError = (c_int, Vec<u8>);
+
+/// The shared prototype of `name` for `l`: Some(Ok) to run, Some(Err) when compiling
+/// failed, None when `l` must load the file itself.
 ///
 /// # Safety
 /// `l` must be a valid Lua state.
@@ -168,7 +172,7 @@ unsafe fn shared_proto(
     l: *mut lua_State,
     name: &[u8],
     mode: Option<&[u8]>,
-) -> Option<Result<*const c_void, c_int>> {
+) -> Option<Result<*const c_void, CompileError>> {
     let any_mode = mode.is_none_or(|m| m.contains(&b'b') && m.contains(&b't'));
     // SAFETY: a registry read and a plain field read.
     let (cache_mode, seed) = unsafe { (mode_of(l), lua_hashseed(l)) };
@@ -178,8 +182,8 @@ unsafe fn shared_proto(
     let mut cache = CACHE.lock();
     match cache.protos.get(name) {
         Some(&proto) => Some(Ok(proto)),
-        // SAFETY: `l` is valid and the cache is locked.
-        None if cache_mode == Mode::On => Some(unsafe { compile_shared(&mut cache, l, name) }),
+        // SAFETY: the cache is locked.
+        None if cache_mode == Mode::On => Some(unsafe { compile_shared(&mut cache, name) }),
         None => None,
     }
 }
@@ -190,28 +194,49 @@ unsafe fn shared_proto(
 /// # Safety
 /// `l` must be a valid Lua state.
 pub unsafe fn load_file_mode(l: *mut lua_State, name: &[u8], mode: Option<&[u8]>) -> c_int {
-    // SAFETY: `l` is valid; a shared proto runs in `l` because the seeds agree.
-    match unsafe { shared_proto(l, name, mode) } {
-        Some(Ok(proto)) => {
-            unsafe { lua_pushsharedproto(l, proto) };
-            ffi::LUA_OK
-        }
-        Some(Err(status)) => status,
+    // SAFETY: `l` is valid.
+    let proto = match unsafe { shared_proto(l, name, mode) } {
+        Some(Ok(proto)) => proto,
+        // SAFETY: the message is pushed without raising; a memory error is pushed instead.
+        Some(Err((status, msg))) => match unsafe { try_push_bytes(l, &msg) } {
+            Ok(()) => return status,
+            Err(_) => return ffi::LUA_ERRMEM,
+        },
         // SAFETY: forwarded.
-        None => unsafe { load_uncached(l, Some(name), mode) },
-    }
+        None => return unsafe { load_uncached(l, Some(name), mode) },
+    };
+    // SAFETY: a shared proto runs in `l` because the seeds agree; this frame owns nothing
+    // if allocating the closure raises.
+    unsafe { lua_pushsharedproto(l, proto) };
+    ffi::LUA_OK
 }
 
 /// Plain `luaL_loadfilex` of `name` (None: stdin).
 ///
 /// # Safety
-/// `l` must be a valid Lua state.
+/// `l` must be a valid Lua state with three free stack slots.
 unsafe fn load_uncached(l: *mut lua_State, name: Option<&[u8]>, mode: Option<&[u8]>) -> c_int {
-    let cname = name.map(|n| CString::new(n).unwrap_or_default());
-    let cmode = mode.map(|m| CString::new(m).unwrap_or_default());
-    let as_ptr = |s: &Option<CString>| s.as_ref().map_or(ptr::null(), |s| s.as_ptr());
-    // SAFETY: both strings live across the call.
-    unsafe { ffi::luaL_loadfilex(l, as_ptr(&cname), as_ptr(&cmode)) }
+    // SAFETY: the name and mode go to luaL_loadfilex as Lua strings (NUL-terminated
+    // copies, cut at an inner NUL as C reads them), so this frame owns nothing when a
+    // push or the load raises a memory error; they are removed from below the result.
+    unsafe {
+        let mut pushed = 0;
+        let mut c_str = |bytes: Option<&[u8]>| match bytes {
+            Some(b) => {
+                push_bytes(l, b);
+                pushed += 1;
+                ffi::lua_tolstring(l, -1, ptr::null_mut())
+            }
+            None => ptr::null(),
+        };
+        let cname = c_str(name);
+        let cmode = c_str(mode);
+        let status = ffi::luaL_loadfilex(l, cname, cmode);
+        for _ in 0..pushed {
+            ffi::lua_remove(l, -2);
+        }
+        status
+    }
 }
 
 /// [`load_file_mode`] with no mode restriction.
@@ -224,33 +249,33 @@ pub unsafe fn load_file(l: *mut lua_State, name: &str) -> c_int {
 }
 
 /// Loads the file named at `idx` (nil: stdin, never cached).
-unsafe fn load_arg(l: *mut lua_State, idx: c_int, mode: Option<&[u8]>) -> c_int {
+///
+/// # Safety
+/// `l` must be a valid Lua state with three free stack slots.
+unsafe fn load_arg(l: *mut lua_State, idx: c_int, mode: Option<&[u8]>) -> Result<c_int, Raise> {
     // SAFETY: stack reads; the string stays on the stack during the load.
     unsafe {
         match lua::to_bytes(l, idx).filter(|_| ffi::lua_type(l, idx) == ffi::LUA_TSTRING) {
-            Some(name) => load_file_mode(l, name, mode),
-            None if ffi::lua_isnoneornil(l, idx) != 0 => load_uncached(l, None, mode),
-            None => {
-                ffi::luaL_checklstring(l, idx, std::ptr::null_mut());
-                ffi::LUA_ERRFILE
-            }
+            Some(name) => Ok(load_file_mode(l, name, mode)),
+            None if ffi::lua_isnoneornil(l, idx) != 0 => Ok(load_uncached(l, None, mode)),
+            None => Err(Raise::expected(l, idx, ffi::LUA_TSTRING)),
         }
     }
 }
 
-unsafe extern "C-unwind" fn loadfile(l: *mut lua_State) -> c_int {
-    // SAFETY: argument checks raise before anything is owned.
+unsafe fn loadfile(l: *mut lua_State) -> Result<c_int, Raise> {
+    // SAFETY: stack work on a live VM; the mode string stays on the stack.
     unsafe {
         if ffi::lua_isnoneornil(l, 1) == 0 {
-            ffi::luaL_checklstring(l, 1, std::ptr::null_mut());
+            arg_bytes(l, 1)?;
         }
         let mode = if ffi::lua_isnoneornil(l, 2) != 0 {
             None
         } else {
-            Some(lua::check_bytes(l, 2))
+            Some(arg_bytes(l, 2)?)
         };
         let env = ffi::lua_type(l, 3) != ffi::LUA_TNONE;
-        let status = load_arg(l, 1, mode);
+        let status = load_arg(l, 1, mode)?;
         if status == ffi::LUA_OK {
             if env {
                 ffi::lua_pushvalue(l, 3);
@@ -258,11 +283,11 @@ unsafe extern "C-unwind" fn loadfile(l: *mut lua_State) -> c_int {
                     ffi::lua_pop(l, 1);
                 }
             }
-            1
+            Ok(1)
         } else {
             ffi::lua_pushnil(l);
             ffi::lua_insert(l, -2);
-            2
+            Ok(2)
         }
     }
 }
@@ -276,40 +301,50 @@ unsafe extern "C-unwind" fn dofile_done(
     unsafe { ffi::lua_gettop(l) - 1 }
 }
 
-unsafe extern "C-unwind" fn dofile(l: *mut lua_State) -> c_int {
-    // SAFETY: errors propagate with nothing owned; lua_callk lets the chunk yield.
+unsafe fn dofile(l: *mut lua_State) -> Result<c_int, Raise> {
+    // SAFETY: stack work on a live VM. This frame owns nothing when the chunk raises or
+    // yields through lua_callk (which then resumes in `dofile_done`).
     unsafe {
         if ffi::lua_isnoneornil(l, 1) == 0 {
-            ffi::luaL_checklstring(l, 1, std::ptr::null_mut());
+            arg_bytes(l, 1)?;
         }
         ffi::lua_settop(l, 1);
-        if load_arg(l, 1, None) != ffi::LUA_OK {
-            lua::raise_top(l);
+        if load_arg(l, 1, None)? != ffi::LUA_OK {
+            return Err(Raise::Top);
         }
         ffi::lua_callk(l, 0, ffi::LUA_MULTRET, 0, Some(dofile_done));
-        dofile_done(l, 0, 0)
+        Ok(dofile_done(l, 0, 0))
     }
+}
+
+/// The file `require` found for module `name` along `path` before (mode `ON`).
+fn remembered(path: &[u8], name: &[u8]) -> Option<Vec<u8>> {
+    CACHE
+        .lock()
+        .found
+        .get(&(path.to_vec(), name.to_vec()))
+        .cloned()
 }
 
 /// Pushes the file `package.searchpath` finds for the module named at 1 along `package.path`
 /// (at 2), or its "no file" message; true when found. Under `ON` a found file is
 /// remembered: its code is cached anyway, so later services skip the file probes.
-unsafe fn find_module(l: *mut lua_State) -> bool {
-    // SAFETY: stack work; the key bytes are copied before anything is pushed.
+///
+/// # Safety
+/// `l` must be a valid Lua state, called from `search_lua`.
+unsafe fn find_module(l: *mut lua_State) -> Result<bool, Raise> {
+    // SAFETY: stack work; the name and path stay on the stack at 1 and 2. Nothing is
+    // owned while Lua runs `searchpath` (which may raise): the remembered file is pushed
+    // without raising and dropped before, the new entry is made after.
     unsafe {
         let remember = mode_of(l) == Mode::On;
-        let key = (
-            lua::to_bytes(l, 2).unwrap_or_default().to_vec(),
-            lua::to_bytes(l, 1).unwrap_or_default().to_vec(),
-        );
-        let known = if remember {
-            CACHE.lock().found.get(&key).cloned()
-        } else {
-            None
-        };
-        if let Some(file) = known {
-            push_bytes(l, &file);
-            return true;
+        let path = lua::to_bytes(l, 2).unwrap_or_default();
+        let name = lua::to_bytes(l, 1).unwrap_or_default();
+        if remember {
+            if let Some(file) = remembered(path, name) {
+                try_push_bytes(l, &file)?;
+                return Ok(true);
+            }
         }
         ffi::lua_getfield(l, ffi::lua_upvalueindex(1), c"searchpath".as_ptr());
         ffi::lua_pushvalue(l, 1);
@@ -317,34 +352,36 @@ unsafe fn find_module(l: *mut lua_State) -> bool {
         ffi::lua_call(l, 2, 2);
         if ffi::lua_isnil(l, -2) != 0 {
             ffi::lua_remove(l, -2);
-            return false;
+            return Ok(false);
         }
         ffi::lua_pop(l, 1);
         if remember {
             let file = lua::to_bytes(l, -1).unwrap_or_default().to_vec();
-            CACHE.lock().found.insert(key, file);
+            CACHE
+                .lock()
+                .found
+                .insert((path.to_vec(), name.to_vec()), file);
         }
-        true
+        Ok(true)
     }
 }
 
 /// `package.searchers[2]` through the cache; upvalue 1 is the `package` table.
-unsafe extern "C-unwind" fn search_lua(l: *mut lua_State) -> c_int {
-    // SAFETY: errors raise with nothing owned (the message is built by Lua itself).
+unsafe fn search_lua(l: *mut lua_State) -> Result<c_int, Raise> {
+    // SAFETY: stack work on a live VM; the error message is built by Lua itself.
     unsafe {
-        ffi::luaL_checklstring(l, 1, std::ptr::null_mut());
+        arg_bytes(l, 1)?;
         ffi::lua_settop(l, 1);
         if ffi::lua_getfield(l, ffi::lua_upvalueindex(1), c"path".as_ptr()) != ffi::LUA_TSTRING {
-            ffi::lua_pushstring(l, c"'package.path' must be a string".as_ptr());
-            lua::raise_top(l);
+            return Err(raise!("'package.path' must be a string"));
         }
-        if !find_module(l) {
-            return 1;
+        if !find_module(l)? {
+            return Ok(1);
         }
         let file = ffi::lua_gettop(l);
-        if load_arg(l, file, None) == ffi::LUA_OK {
+        if load_arg(l, file, None)? == ffi::LUA_OK {
             ffi::lua_pushvalue(l, file);
-            return 2;
+            return Ok(2);
         }
         ffi::lua_pushstring(l, c"error loading module '".as_ptr());
         ffi::lua_pushvalue(l, 1);
@@ -353,7 +390,7 @@ unsafe extern "C-unwind" fn search_lua(l: *mut lua_State) -> c_int {
         ffi::lua_pushstring(l, c"':\n\t".as_ptr());
         ffi::lua_rotate(l, -6, -1);
         ffi::lua_concat(l, 6);
-        lua::raise_top(l)
+        Err(Raise::Top)
     }
 }
 
@@ -392,14 +429,14 @@ unsafe extern "C-unwind" fn mode(l: *mut lua_State) -> c_int {
 pub unsafe fn install(l: *mut lua_State) {
     // SAFETY: stack work on a live VM.
     unsafe {
-        ffi::lua_pushcfunction(l, loadfile);
+        ffi::lua_pushcfunction(l, lua_fn!(loadfile));
         ffi::lua_setglobal(l, c"loadfile".as_ptr());
-        ffi::lua_pushcfunction(l, dofile);
+        ffi::lua_pushcfunction(l, lua_fn!(dofile));
         ffi::lua_setglobal(l, c"dofile".as_ptr());
         if ffi::lua_getglobal(l, c"package".as_ptr()) == ffi::LUA_TTABLE {
             if ffi::lua_getfield(l, -1, c"searchers".as_ptr()) == ffi::LUA_TTABLE {
                 ffi::lua_pushvalue(l, -2);
-                ffi::lua_pushcclosure(l, search_lua, 1);
+                ffi::lua_pushcclosure(l, lua_fn!(search_lua), 1);
                 ffi::lua_rawseti(l, -2, 2);
             }
             ffi::lua_pop(l, 1);

@@ -11,7 +11,8 @@
 //! * the signal trap (`SIGNAL addr 0`) that breaks an endless loop: a count hook set on
 //!   the running thread from the signalling thread, the one call Lua allows from outside.
 
-use super::stack::{raise, traceback};
+use super::raise::raise;
+use super::stack::traceback;
 use crate::context::Context;
 use crate::logging;
 use mlua::ffi::{self, lua_State};
@@ -239,8 +240,9 @@ unsafe extern "C-unwind" fn trap_hook(l: *mut lua_State, _ar: *mut ffi::lua_Debu
     // SAFETY: removing the hook of the running thread from inside it is allowed.
     unsafe { ffi::lua_sethook(l, None, 0, 0) };
     if h.trap.swap(0, Ordering::AcqRel) != 0 {
-        // SAFETY: hooks run inside a protected call of the VM; this frame owns nothing.
-        unsafe { raise(l, "signal 0".to_owned()) };
+        // SAFETY: hooks run inside a protected call of the VM, with LUA_MINSTACK free
+        // slots; this frame owns nothing (`h` is a borrow).
+        unsafe { raise!("signal 0").raise(l) };
     }
 }
 

@@ -13,6 +13,7 @@ pub mod codecache;
 pub mod host;
 pub mod interpreter;
 pub mod lshared;
+pub mod raise;
 pub mod stack;
 pub mod stdlibs;
 

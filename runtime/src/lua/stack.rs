@@ -3,8 +3,8 @@
 //! Native modules talk to Lua through `mlua::ffi` directly: the functions Lua code sees
 //! must return exactly upstream's values (a function that "returns nothing" must push
 //! nothing) and raise exactly upstream's error texts, which the high-level API would
-//! reshape. Lua errors unwind with `longjmp`, so a function may only raise once every
-//! Rust value it owns has been dropped: build the message, then call [`raise`].
+//! reshape. Lua errors unwind with `longjmp`, which must not cross a frame that owns
+//! anything: native functions raise through [`super::raise`].
 
 use mlua::ffi::{self, lua_State};
 use std::ffi::{c_char, c_int, CStr};
@@ -36,7 +36,8 @@ pub unsafe fn to_bytes<'a>(l: *mut lua_State, idx: c_int) -> Option<&'a [u8]> {
     }
 }
 
-/// `luaL_checklstring` as a byte slice.
+/// `luaL_checklstring` as a byte slice, for a function that owns nothing yet (a body
+/// uses [`super::raise::arg_bytes`]).
 ///
 /// # Safety
 /// As [`to_bytes`]; raises a Lua error when the argument is not a string.
@@ -81,11 +82,11 @@ pub unsafe fn raise_top(l: *mut lua_State) -> ! {
 ///
 /// # Safety
 /// `l` must be a valid Lua state.
-pub unsafe fn type_name(l: *mut lua_State, idx: c_int) -> String {
-    // SAFETY: lua_typename returns a static C string for any type tag.
+pub unsafe fn type_name(l: *mut lua_State, idx: c_int) -> &'static str {
+    // SAFETY: lua_typename returns one of Lua's static ASCII type names for any tag.
     unsafe { CStr::from_ptr(ffi::lua_typename(l, ffi::lua_type(l, idx))) }
-        .to_string_lossy()
-        .into_owned()
+        .to_str()
+        .unwrap_or("?")
 }
 
 /// Creates a table holding `funcs` and leaves it on the stack (`luaL_newlib`).

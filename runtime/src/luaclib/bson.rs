@@ -14,11 +14,13 @@
 //!
 //! Encoding runs under `lua_pcall` (metamethods such as `__pairs`, `__len` and `__index`
 //! may raise), with the output buffer owned by the caller outside the protected call, so a
-//! Lua error never skips a destructor. Our own errors travel as `Err(String)` and are raised
-//! once nothing else is owned. Decoding checks every length against the bytes it has and
+//! Lua error never skips a destructor. Our own errors travel as `Err(String)` up to the
+//! function Lua called, whose entry raises them once its body has returned
+//! ([`crate::lua::raise`]). Decoding checks every length against the bytes it has and
 //! raises `Invalid bson block ...` instead of reading past the end.
 
-use crate::lua::stack::{check_bytes, new_lib, push_bytes, raise, raise_top, to_bytes, type_name};
+use crate::lua::raise::{arg_bytes, arg_number, arg_type, arg_udata, lua_fn, raise, Lossy, Raise};
+use crate::lua::stack::{check_bytes, new_lib, push_bytes, to_bytes, type_name};
 use mlua::ffi::{self, lua_State};
 use std::ffi::{c_int, c_void, CStr};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -430,54 +432,46 @@ unsafe fn pack_meta_dict(l: *mut lua_State, buf: &mut Vec<u8>, depth: u32) -> Re
 }
 
 /// Body of `encode`, run under `lua_pcall`: (table, light userdata → `Vec<u8>`).
-unsafe extern "C-unwind" fn encode_protected(l: *mut lua_State) -> c_int {
+unsafe fn encode_protected(l: *mut lua_State) -> Result<c_int, Raise> {
     // SAFETY: `l_encode` passes a pointer to its live buffer as argument 2; the buffer is
-    // owned outside this protected call, so raising here skips no destructor.
+    // owned outside this protected call, so a raise here skips no destructor.
     unsafe {
         let buf = &mut *(ffi::lua_touserdata(l, 2) as *mut Vec<u8>);
         ffi::lua_settop(l, 1);
-        let r = if ffi::luaL_getmetafield(l, 1, c"__pairs".as_ptr()) != ffi::LUA_TNIL {
-            pack_meta_dict(l, buf, 0)
+        if ffi::luaL_getmetafield(l, 1, c"__pairs".as_ptr()) != ffi::LUA_TNIL {
+            pack_meta_dict(l, buf, 0)?;
         } else {
-            pack_dict(l, buf, 0)
-        };
-        if let Err(msg) = r {
-            raise(l, msg);
+            pack_dict(l, buf, 0)?;
         }
         new_document(l, buf);
     }
-    1
+    Ok(1)
 }
 
 /// Body of `encode_order`, run under `lua_pcall`: (k1, v1, ..., light userdata).
-unsafe extern "C-unwind" fn encode_order_protected(l: *mut lua_State) -> c_int {
+unsafe fn encode_order_protected(l: *mut lua_State) -> Result<c_int, Raise> {
     // SAFETY: as `encode_protected`.
     unsafe {
         let n = ffi::lua_gettop(l) - 1;
         let buf = &mut *(ffi::lua_touserdata(l, n + 1) as *mut Vec<u8>);
         ffi::lua_settop(l, n);
-        let r = (|| -> Res {
-            let off = begin(buf);
-            let mut i = 1;
-            while i < n {
-                let t = ffi::lua_type(l, i);
-                if t != ffi::LUA_TSTRING && t != ffi::LUA_TNUMBER {
-                    return Err(format!("Argument {i} need a string"));
-                }
-                let key = to_bytes(l, i).unwrap_or(&[]);
-                ffi::lua_pushvalue(l, i + 1);
-                append_one(l, buf, key, 0)?;
-                ffi::lua_pop(l, 1);
-                i += 2;
+        let off = begin(buf);
+        let mut i = 1;
+        while i < n {
+            let t = ffi::lua_type(l, i);
+            if t != ffi::LUA_TSTRING && t != ffi::LUA_TNUMBER {
+                return Err(raise!("Argument {i} need a string"));
             }
-            finish(buf, off)
-        })();
-        if let Err(msg) = r {
-            raise(l, msg);
+            let key = to_bytes(l, i).unwrap_or(&[]);
+            ffi::lua_pushvalue(l, i + 1);
+            append_one(l, buf, key, 0)?;
+            ffi::lua_pop(l, 1);
+            i += 2;
         }
+        finish(buf, off)?;
         new_document(l, buf);
     }
-    1
+    Ok(1)
 }
 
 /// Pushes a `bson` userdata holding `doc` (one user value slot for `makeindex`).
@@ -494,11 +488,11 @@ unsafe fn new_document(l: *mut lua_State, doc: &[u8]) {
 }
 
 /// Runs `f` under `lua_pcall` with the values from stack index 1 up and a pointer to a
-/// fresh buffer; the buffer is dropped before any error is re-raised.
+/// fresh buffer; the buffer is dropped before the error, if any, is returned.
 ///
 /// # Safety
 /// `l` must be a valid Lua state; `f` must leave one result.
-unsafe fn run_encoder(l: *mut lua_State, f: ffi::lua_CFunction) -> c_int {
+unsafe fn run_encoder(l: *mut lua_State, f: ffi::lua_CFunction) -> Result<c_int, Raise> {
     // SAFETY: stack work on a live state (a C function has LUA_MINSTACK free slots).
     let n = unsafe {
         let n = ffi::lua_gettop(l);
@@ -515,28 +509,27 @@ unsafe fn run_encoder(l: *mut lua_State, f: ffi::lua_CFunction) -> c_int {
     };
     drop(buf);
     if status != ffi::LUA_OK {
-        // SAFETY: the buffer is gone; the error object is on top.
-        unsafe { raise_top(l) }
+        return Err(Raise::Top);
     }
-    1
+    Ok(1)
 }
 
-unsafe extern "C-unwind" fn l_encode(l: *mut lua_State) -> c_int {
-    // SAFETY: argument check before anything is owned.
+unsafe fn l_encode(l: *mut lua_State) -> Result<c_int, Raise> {
+    // SAFETY: stack work on a live state.
     unsafe {
         ffi::lua_settop(l, 1);
-        ffi::luaL_checktype(l, 1, ffi::LUA_TTABLE);
-        run_encoder(l, encode_protected)
+        arg_type(l, 1, ffi::LUA_TTABLE)?;
+        run_encoder(l, lua_fn!(encode_protected))
     }
 }
 
-unsafe extern "C-unwind" fn l_encode_order(l: *mut lua_State) -> c_int {
-    // SAFETY: argument check before anything is owned.
+unsafe fn l_encode_order(l: *mut lua_State) -> Result<c_int, Raise> {
+    // SAFETY: stack work on a live state.
     unsafe {
         if ffi::lua_gettop(l) % 2 != 0 {
-            raise(l, "Invalid ordered dict".to_owned());
+            return Err(raise!("Invalid ordered dict"));
         }
-        run_encoder(l, encode_order_protected)
+        run_encoder(l, lua_fn!(encode_order_protected))
     }
 }
 
@@ -716,19 +709,17 @@ unsafe fn arg_document<'a>(l: *mut lua_State) -> Res<&'a [u8]> {
     unsafe { userdata_doc(l, 1) }
 }
 
-unsafe extern "C-unwind" fn l_decode(l: *mut lua_State) -> c_int {
+unsafe fn l_decode(l: *mut lua_State) -> Result<c_int, Raise> {
     // SAFETY: the document slice borrows the userdata at index 1, which stays on the
-    // stack; errors are raised once only the message is owned.
+    // stack; the decoder's frames own nothing while they push.
     unsafe {
         if ffi::lua_touserdata(l, 1).is_null() {
-            return 0;
+            return Ok(0);
         }
-        let r = arg_document(l).and_then(|doc| unpack_dict(l, &mut Reader { data: doc }, false, 0));
-        if let Err(msg) = r {
-            raise(l, msg);
-        }
+        let doc = arg_document(l)?;
+        unpack_dict(l, &mut Reader { data: doc }, false, 0)?;
     }
-    1
+    Ok(1)
 }
 
 /// Size of a fixed-size field `makeindex` records (0: not replaceable, just skipped).
@@ -768,53 +759,52 @@ fn skip_field(r: &mut Reader, bt: u8) -> Res<usize> {
     })
 }
 
-unsafe extern "C-unwind" fn l_makeindex(l: *mut lua_State) -> c_int {
+unsafe fn l_makeindex(l: *mut lua_State) -> Result<c_int, Raise> {
     // SAFETY: index 1 is a `bson` userdata (checked) whose bytes stay alive on the stack;
-    // errors are raised once only the message is owned.
+    // nothing is owned while pushing.
     unsafe {
-        ffi::luaL_checkudata(l, 1, META.as_ptr());
+        arg_udata(l, 1, META)?;
         ffi::lua_createtable(l, 0, 0);
-        let r = (|| -> Res {
-            let doc = arg_document(l)?;
-            let mut r = Reader {
-                data: &doc[4..doc.len() - 1],
-            };
-            while !r.data.is_empty() {
-                let bt = r.byte()?;
-                let key = r.cstr()?;
-                let size = skip_field(&mut r, bt)?;
-                if size > 0 {
-                    let offset = doc.len() - 1 - r.data.len();
-                    r.bytes(size as i64)?;
-                    let id = i64::from(bt) | (offset as i64) << TYPE_SHIFT;
-                    push_bytes(l, key);
-                    ffi::lua_pushinteger(l, id);
-                    ffi::lua_rawset(l, -3);
-                }
+        let doc = arg_document(l)?;
+        let mut r = Reader {
+            data: &doc[4..doc.len() - 1],
+        };
+        while !r.data.is_empty() {
+            let bt = r.byte()?;
+            let key = r.cstr()?;
+            let size = skip_field(&mut r, bt)?;
+            if size > 0 {
+                let offset = doc.len() - 1 - r.data.len();
+                r.bytes(size as i64)?;
+                let id = i64::from(bt) | (offset as i64) << TYPE_SHIFT;
+                push_bytes(l, key);
+                ffi::lua_pushinteger(l, id);
+                ffi::lua_rawset(l, -3);
             }
-            Ok(())
-        })();
-        if let Err(msg) = r {
-            raise(l, msg);
         }
         ffi::lua_setiuservalue(l, 1, 1);
         ffi::lua_settop(l, 1);
     }
-    1
+    Ok(1)
 }
 
 /// The `\0 type` string at index 3 for replacing a field of type `t`, checked.
 ///
 /// # Safety
-/// `l` must be a valid Lua state in a protected call.
-unsafe fn replacement<'a>(l: *mut lua_State, t: u8, body_len: usize, what: &str) -> Res<&'a [u8]> {
-    // SAFETY: argument check on a live state (raises before anything is owned).
-    let data = unsafe { check_bytes(l, 3) };
+/// `l` must be a valid Lua state.
+unsafe fn replacement<'a>(
+    l: *mut lua_State,
+    t: u8,
+    body_len: usize,
+    what: &str,
+) -> Result<&'a [u8], Raise> {
+    // SAFETY: the string stays on the stack while it is read.
+    let data = unsafe { arg_bytes(l, 3) }?;
     if data.len() < 6 || data[0] != 0 || data[1] != t {
-        return Err(format!("Type mismatch, need bson type {t}"));
+        return Err(raise!("Type mismatch, need bson type {t}"));
     }
     if data.len() != 2 + body_len {
-        return Err(format!("Invalid {what}"));
+        return Err(raise!("Invalid {what}"));
     }
     Ok(&data[2..])
 }
@@ -822,15 +812,14 @@ unsafe fn replacement<'a>(l: *mut lua_State, t: u8, body_len: usize, what: &str)
 /// The new bytes of a field of type `t` from the value at index 3.
 ///
 /// # Safety
-/// `l` must be a valid Lua state in a protected call.
-unsafe fn replace_bytes(l: *mut lua_State, t: u8) -> Res<([u8; 12], usize)> {
+/// `l` must be a valid Lua state.
+unsafe fn replace_bytes(l: *mut lua_State, t: u8) -> Result<([u8; 12], usize), Raise> {
     let mut out = [0u8; 12];
-    // SAFETY: argument reads on a live state; luaL_checknumber raises before anything is
-    // owned.
+    // SAFETY: argument reads on a live state.
     let n = unsafe {
         match t {
             T_REAL => {
-                out[..8].copy_from_slice(&ffi::luaL_checknumber(l, 3).to_le_bytes());
+                out[..8].copy_from_slice(&arg_number(l, 3)?.to_le_bytes());
                 8
             }
             T_BOOLEAN => {
@@ -853,7 +842,7 @@ unsafe fn replace_bytes(l: *mut lua_State, t: u8) -> Res<([u8; 12], usize)> {
             T_INT32 | T_INT64 => {
                 if ffi::lua_isinteger(l, 3) == 0 {
                     let bits = if t == T_INT32 { 32 } else { 64 };
-                    return Err(format!(
+                    return Err(raise!(
                         "{:.6} must be a {bits}bit integer ",
                         ffi::lua_tonumber(l, 3)
                     ));
@@ -867,43 +856,39 @@ unsafe fn replace_bytes(l: *mut lua_State, t: u8) -> Res<([u8; 12], usize)> {
                     8
                 }
             }
-            _ => return Err(format!("Can't replace type {t}")),
+            _ => return Err(raise!("Can't replace type {t}")),
         }
     };
     Ok((out, n))
 }
 
 /// `doc.key = value` (`__newindex`): overwrites a field recorded by `makeindex`.
-unsafe extern "C-unwind" fn l_replace(l: *mut lua_State) -> c_int {
-    // SAFETY: index 1 is a `bson` userdata; the write stays inside its block (checked);
-    // errors are raised once only the message is owned.
+unsafe fn l_replace(l: *mut lua_State) -> Result<c_int, Raise> {
+    // SAFETY: index 1 is a `bson` userdata; the write stays inside its block (checked).
     unsafe {
-        let p = ffi::luaL_checkudata(l, 1, META.as_ptr()) as *mut u8;
+        let p = arg_udata(l, 1, META)? as *mut u8;
         let size = ffi::lua_rawlen(l, 1);
         ffi::lua_getiuservalue(l, 1, 1);
         if ffi::lua_type(l, -1) != ffi::LUA_TTABLE {
-            raise(l, "call makeindex first".to_owned());
+            return Err(raise!("call makeindex first"));
         }
         ffi::lua_pushvalue(l, 2);
         if ffi::lua_rawget(l, -2) != ffi::LUA_TNUMBER {
-            let msg = match to_bytes(l, 2) {
-                Some(b) => format!("Can't replace key : {}", String::from_utf8_lossy(b)),
-                None => "Can't replace key : (null)".to_owned(),
-            };
-            raise(l, msg);
+            return Err(match to_bytes(l, 2) {
+                Some(b) => raise!("Can't replace key : {}", Lossy(b)),
+                None => raise!("Can't replace key : (null)"),
+            });
         }
         let id = ffi::lua_tointeger(l, -1);
         let t = (id & ((1 << TYPE_SHIFT) - 1)) as u8;
         let offset = (id >> TYPE_SHIFT) as usize;
-        match replace_bytes(l, t) {
-            Ok((bytes, n)) if offset + n <= size => {
-                std::ptr::copy_nonoverlapping(bytes.as_ptr(), p.add(offset), n);
-            }
-            Ok(_) => raise(l, "Invalid bson index".to_owned()),
-            Err(msg) => raise(l, msg),
+        let (bytes, n) = replace_bytes(l, t)?;
+        if offset + n > size {
+            return Err(raise!("Invalid bson index"));
         }
+        std::ptr::copy_nonoverlapping(bytes.as_ptr(), p.add(offset), n);
     }
-    0
+    Ok(0)
 }
 
 unsafe extern "C-unwind" fn l_tostring(l: *mut lua_State) -> c_int {
@@ -929,13 +914,19 @@ unsafe fn set_meta(l: *mut lua_State) {
     // SAFETY: stack work on a live state; names are NUL-terminated literals.
     unsafe {
         if ffi::luaL_newmetatable(l, META.as_ptr()) != 0 {
-            new_lib(l, &[(c"decode", l_decode), (c"makeindex", l_makeindex)]);
+            new_lib(
+                l,
+                &[
+                    (c"decode", lua_fn!(l_decode)),
+                    (c"makeindex", lua_fn!(l_makeindex)),
+                ],
+            );
             ffi::lua_setfield(l, -2, c"__index".as_ptr());
             ffi::lua_pushcfunction(l, l_tostring);
             ffi::lua_setfield(l, -2, c"__tostring".as_ptr());
             ffi::lua_pushcfunction(l, l_len);
             ffi::lua_setfield(l, -2, c"__len".as_ptr());
-            ffi::lua_pushcfunction(l, l_replace);
+            ffi::lua_pushcfunction(l, lua_fn!(l_replace));
             ffi::lua_setfield(l, -2, c"__newindex".as_ptr());
         }
         ffi::lua_setmetatable(l, -2);
@@ -1061,17 +1052,15 @@ fn hex_digit(c: u8) -> u8 {
     }
 }
 
-unsafe extern "C-unwind" fn l_objectid(l: *mut lua_State) -> c_int {
+unsafe fn l_objectid(l: *mut lua_State) -> Result<c_int, Raise> {
     let mut oid = [0u8; 14];
     oid[1] = T_OBJECTID;
-    // SAFETY: stack work on a live state; the error text is the only owned value when
-    // raised.
+    // SAFETY: stack work on a live state.
     unsafe {
         if ffi::lua_isstring(l, 1) != 0 {
             let s = to_bytes(l, 1).unwrap_or(&[]);
             if s.len() != 24 {
-                let msg = format!("Invalid objectid {}", String::from_utf8_lossy(s));
-                raise(l, msg);
+                return Err(raise!("Invalid objectid {}", Lossy(s)));
             }
             for i in 0..12 {
                 oid[i + 2] = (hex_digit(s[2 * i]) << 4) | hex_digit(s[2 * i + 1]);
@@ -1086,7 +1075,7 @@ unsafe extern "C-unwind" fn l_objectid(l: *mut lua_State) -> c_int {
         }
         push_bytes(l, &oid);
     }
-    1
+    Ok(1)
 }
 
 /// Pushes a type name.
@@ -1189,9 +1178,8 @@ unsafe fn push_subtype(l: *mut lua_State, t: u8, body: &[u8]) -> Res<c_int> {
     }
 }
 
-unsafe extern "C-unwind" fn l_type(l: *mut lua_State) -> c_int {
-    // SAFETY: stack work on a live state; errors are raised once only the message is
-    // owned.
+unsafe fn l_type(l: *mut lua_State) -> Result<c_int, Raise> {
+    // SAFETY: stack work on a live state.
     unsafe {
         let name = match ffi::lua_type(l, 1) {
             ffi::LUA_TNUMBER => "number",
@@ -1199,27 +1187,21 @@ unsafe extern "C-unwind" fn l_type(l: *mut lua_State) -> c_int {
             ffi::LUA_TTABLE => "table",
             ffi::LUA_TNIL | ffi::LUA_TNONE => {
                 push_name(l, "nil");
-                return 1;
+                return Ok(1);
             }
             ffi::LUA_TSTRING => {
                 let s = to_bytes(l, 1).unwrap_or(&[]);
                 if s.len() >= 2 && s[0] == 0 {
-                    match push_subtype(l, s[1], &s[2..]) {
-                        Ok(n) => return n,
-                        Err(msg) => raise(l, msg),
-                    }
+                    return push_subtype(l, s[1], &s[2..]).map_err(Raise::from);
                 }
                 "string"
             }
-            _ => {
-                let msg = format!("Invalid type {}", type_name(l, 1));
-                raise(l, msg)
-            }
+            _ => return Err(raise!("Invalid type {}", type_name(l, 1))),
         };
         push_name(l, name);
         ffi::lua_pushvalue(l, 1);
     }
-    2
+    Ok(2)
 }
 
 /// `require "bson"`.
@@ -1232,17 +1214,17 @@ pub unsafe extern "C-unwind" fn open(l: *mut lua_State) -> c_int {
         new_lib(
             l,
             &[
-                (c"encode", l_encode),
-                (c"encode_order", l_encode_order),
+                (c"encode", lua_fn!(l_encode)),
+                (c"encode_order", lua_fn!(l_encode_order)),
                 (c"date", l_date),
                 (c"timestamp", l_timestamp),
                 (c"regex", l_regex),
                 (c"binary", l_binary),
-                (c"objectid", l_objectid),
+                (c"objectid", lua_fn!(l_objectid)),
                 (c"int64", l_int64),
-                (c"decode", l_decode),
+                (c"decode", lua_fn!(l_decode)),
                 (c"to_lightuserdata", l_to_lightuserdata),
-                (c"type", l_type),
+                (c"type", lua_fn!(l_type)),
             ],
         );
         for (name, t) in [

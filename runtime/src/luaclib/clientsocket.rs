@@ -3,7 +3,8 @@
 //! lines into a queue from the moment the module loads. Stdin reaching its end ends the
 //! process with status 1, as upstream's does.
 
-use crate::lua::stack::{self as lua, push_bytes, raise};
+use crate::lua::raise::{arg_bytes, arg_integer, lua_fn, raise, Lossy, Raise};
+use crate::lua::stack::{self as lua, push_bytes};
 use mlua::ffi::{self, lua_State};
 use parking_lot::Mutex;
 use std::collections::VecDeque;
@@ -35,54 +36,57 @@ fn start_stdin_reader() {
     });
 }
 
-fn os_error_text() -> String {
-    let e = std::io::Error::last_os_error().to_string();
-    match e.find(" (os error") {
-        Some(i) => e[..i].to_owned(),
-        None => e,
+/// The OS's text for the last error, without Rust's " (os error N)" suffix.
+struct OsErrorText(std::io::Error);
+
+impl std::fmt::Display for OsErrorText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let text = self.0.to_string();
+        f.write_str(text.find(" (os error").map_or(&text, |i| &text[..i]))
     }
 }
 
-unsafe extern "C-unwind" fn connect(l: *mut lua_State) -> c_int {
-    // SAFETY: argument checks raise first; owned strings are dropped before raising.
+unsafe fn connect(l: *mut lua_State) -> Result<c_int, Raise> {
+    // SAFETY: argument reads of a live stack; the descriptor goes to the script.
     unsafe {
-        let ip = String::from_utf8_lossy(lua::check_bytes(l, 1)).into_owned();
-        let port = ffi::luaL_checkinteger(l, 2);
-        let addr = ip.parse::<Ipv4Addr>().ok().zip(u16::try_from(port).ok());
+        let ip = arg_bytes(l, 1)?;
+        let port = arg_integer(l, 2)?;
+        let addr = std::str::from_utf8(ip)
+            .ok()
+            .and_then(|ip| ip.parse::<Ipv4Addr>().ok())
+            .zip(u16::try_from(port).ok());
         let stream = addr.and_then(|(a, p)| TcpStream::connect((a, p)).ok());
         let Some(stream) = stream.filter(|s| s.set_nonblocking(true).is_ok()) else {
-            let msg = format!("Connect {ip} {port} failed");
-            drop(ip);
-            raise(l, msg)
+            return Err(raise!("Connect {} {port} failed", Lossy(ip)));
         };
         ffi::lua_pushinteger(l, stream.into_raw_fd() as ffi::lua_Integer);
     }
-    1
+    Ok(1)
 }
 
-unsafe extern "C-unwind" fn recv(l: *mut lua_State) -> c_int {
+unsafe fn recv(l: *mut lua_State) -> Result<c_int, Raise> {
     // SAFETY: reading into a stack buffer from a descriptor the script owns.
     unsafe {
-        let fd = ffi::luaL_checkinteger(l, 1) as c_int;
+        let fd = arg_integer(l, 1)? as c_int;
         let mut buf = [0u8; 4096];
         let n = libc::recv(fd, buf.as_mut_ptr() as *mut libc::c_void, buf.len(), 0);
         if n < 0 {
-            let err = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
-            if err == libc::EAGAIN || err == libc::EINTR {
-                return 0;
+            let err = std::io::Error::last_os_error();
+            if matches!(err.raw_os_error(), Some(libc::EAGAIN | libc::EINTR)) {
+                return Ok(0);
             }
-            raise(l, format!("socket error: {}", os_error_text()));
+            return Err(raise!("socket error: {}", OsErrorText(err)));
         }
         push_bytes(l, &buf[..n as usize]);
     }
-    1
+    Ok(1)
 }
 
-unsafe extern "C-unwind" fn send(l: *mut lua_State) -> c_int {
+unsafe fn send(l: *mut lua_State) -> Result<c_int, Raise> {
     // SAFETY: writing from a Lua string that stays on the stack during the loop.
     unsafe {
-        let fd = ffi::luaL_checkinteger(l, 1) as c_int;
-        let mut rest = lua::check_bytes(l, 2);
+        let fd = arg_integer(l, 1)? as c_int;
+        let mut rest = arg_bytes(l, 2)?;
         while !rest.is_empty() {
             let n = libc::send(
                 fd,
@@ -91,20 +95,21 @@ unsafe extern "C-unwind" fn send(l: *mut lua_State) -> c_int {
                 libc::MSG_NOSIGNAL,
             );
             if n < 0 {
-                let err = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
-                if err == libc::EAGAIN || err == libc::EINTR {
+                let err = std::io::Error::last_os_error();
+                if matches!(err.raw_os_error(), Some(libc::EAGAIN | libc::EINTR)) {
                     continue;
                 }
-                raise(l, format!("socket error: {}", os_error_text()));
+                return Err(raise!("socket error: {}", OsErrorText(err)));
             }
             rest = &rest[n as usize..];
         }
     }
-    0
+    Ok(0)
 }
 
 unsafe extern "C-unwind" fn close(l: *mut lua_State) -> c_int {
-    // SAFETY: closing a descriptor the script owns.
+    // SAFETY: the argument check raises before anything is owned; then closing a
+    // descriptor the script owns.
     unsafe {
         let fd = ffi::luaL_checkinteger(l, 1) as c_int;
         libc::close(fd);
@@ -112,33 +117,33 @@ unsafe extern "C-unwind" fn close(l: *mut lua_State) -> c_int {
     0
 }
 
-unsafe extern "C-unwind" fn shutdown(l: *mut lua_State) -> c_int {
-    // SAFETY: argument checks, then shutdown on the script's descriptor.
+unsafe fn shutdown(l: *mut lua_State) -> Result<c_int, Raise> {
+    // SAFETY: argument reads, then shutdown on the script's descriptor.
     unsafe {
-        let fd = ffi::luaL_checkinteger(l, 1) as c_int;
-        let mode = lua::check_bytes(l, 2);
+        let fd = arg_integer(l, 1)? as c_int;
+        let mode = arg_bytes(l, 2)?;
         let (mut read, mut write) = (false, false);
         for &c in mode {
             match c {
                 b'r' => read = true,
                 b'w' => write = true,
-                other => raise(l, format!("Invalid mode {}", other as char)),
+                other => return Err(raise!("Invalid mode {}", other as char)),
             }
         }
         let how = match (read, write) {
             (true, true) => libc::SHUT_RDWR,
             (true, false) => libc::SHUT_RD,
             (false, true) => libc::SHUT_WR,
-            (false, false) => raise(l, "mode should be r or/and w".to_owned()),
+            (false, false) => return Err(raise!("mode should be r or/and w")),
         };
         libc::shutdown(fd, how);
         println!("SHUTDOWN {fd} {how}");
     }
-    0
+    Ok(0)
 }
 
 unsafe extern "C-unwind" fn usleep(l: *mut lua_State) -> c_int {
-    // SAFETY: argument check only.
+    // SAFETY: the argument check raises before anything is owned.
     let us = unsafe { ffi::luaL_checkinteger(l, 1) };
     std::thread::sleep(std::time::Duration::from_micros(us.max(0) as u64));
     0
@@ -167,11 +172,11 @@ pub unsafe extern "C-unwind" fn open(l: *mut lua_State) -> c_int {
         lua::new_lib(
             l,
             &[
-                (c"connect", connect),
-                (c"recv", recv),
-                (c"send", send),
+                (c"connect", lua_fn!(connect)),
+                (c"recv", lua_fn!(recv)),
+                (c"send", lua_fn!(send)),
                 (c"close", close),
-                (c"shutdown", shutdown),
+                (c"shutdown", lua_fn!(shutdown)),
                 (c"usleep", usleep),
                 (c"readstdin", readstdin),
             ],

@@ -8,7 +8,8 @@
 //! arithmetic, the padding rules) is written here. Every function returns the same bytes
 //! and raises the same error texts as upstream, position prefix included.
 
-use crate::lua::stack::{check_bytes, new_lib, push_bytes, raise};
+use crate::lua::raise::{arg_bytes, arg_opt_integer, lua_fn, raise, try_push_bytes, Raise};
+use crate::lua::stack::new_lib;
 use des::cipher::generic_array::GenericArray;
 use des::cipher::{BlockDecrypt, BlockEncrypt, KeyInit};
 use des::Des;
@@ -334,129 +335,114 @@ fn xor_str(a: &[u8], b: &[u8]) -> Vec<u8> {
 // Lua functions
 // ---------------------------------------------------------------------------------------
 
-/// Pushes `bytes` and returns 1 (the result count).
+/// Pushes `bytes` as the one result without raising: most results are a `Vec` the
+/// caller owns, which must still be dropped when Lua runs out of memory.
 ///
 /// # Safety
 /// `l` must be a valid Lua state.
-unsafe fn push_result(l: *mut lua_State, bytes: &[u8]) -> c_int {
+unsafe fn push_result(l: *mut lua_State, bytes: &[u8]) -> Result<c_int, Raise> {
     // SAFETY: forwarded; Lua copies the bytes.
-    unsafe { push_bytes(l, bytes) };
-    1
+    unsafe { try_push_bytes(l, bytes) }?;
+    Ok(1)
 }
 
-/// `luaL_checklstring` that must also be exactly 8 bytes long, else raises `msg`.
+/// `luaL_checklstring` that must also be exactly 8 bytes long, else the error `msg`.
 ///
 /// # Safety
-/// `l` must be a valid Lua state inside a protected call; raises.
-unsafe fn check_8<'a>(l: *mut lua_State, idx: c_int, msg: &str) -> &'a [u8; 8] {
+/// `l` must be a valid Lua state.
+unsafe fn check_8<'a>(l: *mut lua_State, idx: c_int, msg: &str) -> Result<&'a [u8; 8], Raise> {
     // SAFETY: the slice is Lua-owned and lives while the argument is on the stack.
-    let s = unsafe { check_bytes(l, idx) };
-    match s.try_into() {
-        Ok(k) => k,
-        // SAFETY: nothing Rust-owned is alive here besides the message handed over.
-        Err(_) => unsafe { raise(l, msg.to_owned()) },
-    }
+    let s = unsafe { arg_bytes(l, idx) }?;
+    s.try_into().map_err(|_| raise!("{msg}"))
 }
 
 /// The DES key (argument 1).
 ///
 /// # Safety
 /// As [`check_8`].
-unsafe fn des_key<'a>(l: *mut lua_State) -> &'a [u8; 8] {
+unsafe fn des_key<'a>(l: *mut lua_State) -> Result<&'a [u8; 8], Raise> {
     // SAFETY: the slice is Lua-owned and lives while the argument is on the stack.
-    let key = unsafe { check_bytes(l, 1) };
-    match key.try_into() {
-        Ok(k) => k,
-        Err(_) => {
-            let msg = format!("Invalid key size {}, need 8 bytes", key.len() as i32);
-            // SAFETY: `msg` is the only Rust-owned value and `raise` drops it.
-            unsafe { raise(l, msg) }
-        }
-    }
+    let key = unsafe { arg_bytes(l, 1) }?;
+    key.try_into()
+        .map_err(|_| raise!("Invalid key size {}, need 8 bytes", key.len() as i32))
 }
 
 /// The optional padding mode (argument 3), truncated to a C `int` like upstream.
 ///
 /// # Safety
 /// As [`check_8`].
-unsafe fn padding_mode(l: *mut lua_State) -> i32 {
-    // SAFETY: luaL_optinteger returns or raises a Lua argument error.
-    let mode = unsafe { ffi::luaL_optinteger(l, 3, PADDING_ISO7816_4.into()) } as i32;
+unsafe fn padding_mode(l: *mut lua_State) -> Result<i32, Raise> {
+    // SAFETY: forwarded.
+    let mode = unsafe { arg_opt_integer(l, 3, PADDING_ISO7816_4.into()) }? as i32;
     if mode != PADDING_ISO7816_4 && mode != PADDING_PKCS7 {
-        // SAFETY: the message is the only Rust-owned value and `raise` drops it.
-        unsafe { raise(l, format!("Invalid padding mode {mode}")) }
+        return Err(raise!("Invalid padding mode {mode}"));
     }
-    mode
+    Ok(mode)
 }
 
-unsafe extern "C-unwind" fn l_hashkey(l: *mut lua_State) -> c_int {
-    // SAFETY: the argument check raises before anything is owned.
+unsafe fn l_hashkey(l: *mut lua_State) -> Result<c_int, Raise> {
+    // SAFETY: the argument stays on the stack while it is read.
     unsafe {
-        let text = check_bytes(l, 1);
+        let text = arg_bytes(l, 1)?;
         push_result(l, &hashkey(text))
     }
 }
 
-unsafe extern "C-unwind" fn l_randomkey(l: *mut lua_State) -> c_int {
-    let msg = match randomkey() {
+unsafe fn l_randomkey(l: *mut lua_State) -> Result<c_int, Raise> {
+    match randomkey() {
         // SAFETY: one push on a live stack.
-        Ok(key) => return unsafe { push_result(l, &key) },
-        Err(e) => format!("randomkey: no random source ({e})"),
-    };
-    // SAFETY: `msg` is the only Rust-owned value and `raise` drops it.
-    unsafe { raise(l, msg) }
+        Ok(key) => unsafe { push_result(l, &key) },
+        Err(e) => Err(raise!("randomkey: no random source ({e})")),
+    }
 }
 
-unsafe extern "C-unwind" fn l_desencode(l: *mut lua_State) -> c_int {
-    // SAFETY: argument checks raise before anything is owned; the ciphertext is dropped
-    // normally after being copied into Lua.
+unsafe fn l_desencode(l: *mut lua_State) -> Result<c_int, Raise> {
+    // SAFETY: the arguments stay on the stack while they are read.
     unsafe {
-        let key = des_key(l);
-        let text = check_bytes(l, 2);
-        let mode = padding_mode(l);
+        let key = des_key(l)?;
+        let text = arg_bytes(l, 2)?;
+        let mode = padding_mode(l)?;
         push_result(l, &des_encode(key, text, mode))
     }
 }
 
-unsafe extern "C-unwind" fn l_desdecode(l: *mut lua_State) -> c_int {
-    // SAFETY: argument checks raise before anything is owned; the plaintext is dropped
-    // before the padding error is raised.
+unsafe fn l_desdecode(l: *mut lua_State) -> Result<c_int, Raise> {
+    // SAFETY: the arguments stay on the stack while they are read.
     unsafe {
-        let key = des_key(l);
-        let text = check_bytes(l, 2);
+        let key = des_key(l)?;
+        let text = arg_bytes(l, 2)?;
         if text.is_empty() || text.len() % 8 != 0 {
-            raise(
-                l,
-                format!("Invalid des crypt text length {}", text.len() as i32),
-            );
+            return Err(raise!(
+                "Invalid des crypt text length {}",
+                text.len() as i32
+            ));
         }
-        let mode = padding_mode(l);
+        let mode = padding_mode(l)?;
         match des_decode(key, text, mode) {
             Some(plain) => push_result(l, &plain),
-            None => raise(l, "Invalid des crypt text".to_owned()),
+            None => Err(raise!("Invalid des crypt text")),
         }
     }
 }
 
-unsafe extern "C-unwind" fn l_hexencode(l: *mut lua_State) -> c_int {
-    // SAFETY: the argument check raises before anything is owned.
+unsafe fn l_hexencode(l: *mut lua_State) -> Result<c_int, Raise> {
+    // SAFETY: the argument stays on the stack while it is read.
     unsafe {
-        let text = check_bytes(l, 1);
+        let text = arg_bytes(l, 1)?;
         push_result(l, &hexencode(text))
     }
 }
 
-unsafe extern "C-unwind" fn l_hexdecode(l: *mut lua_State) -> c_int {
-    // SAFETY: the argument check raises before anything is owned; the decoded bytes only
-    // exist on the success path.
+unsafe fn l_hexdecode(l: *mut lua_State) -> Result<c_int, Raise> {
+    // SAFETY: the argument stays on the stack while it is read.
     unsafe {
-        let text = check_bytes(l, 1);
+        let text = arg_bytes(l, 1)?;
         if text.len() % 2 != 0 {
-            raise(l, format!("Invalid hex text size {}", text.len() as i32));
+            return Err(raise!("Invalid hex text size {}", text.len() as i32));
         }
         match hexdecode(text) {
             Some(bytes) => push_result(l, &bytes),
-            None => raise(l, "Invalid hex text".to_owned()),
+            None => Err(raise!("Invalid hex text")),
         }
     }
 }
@@ -465,108 +451,107 @@ unsafe extern "C-unwind" fn l_hexdecode(l: *mut lua_State) -> c_int {
 ///
 /// # Safety
 /// As [`check_8`].
-unsafe fn read64<'a>(l: *mut lua_State) -> (&'a [u8; 8], &'a [u8; 8]) {
+unsafe fn read64<'a>(l: *mut lua_State) -> Result<(&'a [u8; 8], &'a [u8; 8]), Raise> {
     // SAFETY: forwarded.
     unsafe {
-        (
-            check_8(l, 1, "Invalid uint64 x"),
-            check_8(l, 2, "Invalid uint64 y"),
-        )
+        Ok((
+            check_8(l, 1, "Invalid uint64 x")?,
+            check_8(l, 2, "Invalid uint64 y")?,
+        ))
     }
 }
 
-unsafe extern "C-unwind" fn l_hmac64(l: *mut lua_State) -> c_int {
-    // SAFETY: argument checks raise before anything is owned.
+unsafe fn l_hmac64(l: *mut lua_State) -> Result<c_int, Raise> {
+    // SAFETY: the arguments stay on the stack while they are read.
     unsafe {
-        let (x, y) = read64(l);
+        let (x, y) = read64(l)?;
         push_result(l, &hmac64(x, y))
     }
 }
 
-unsafe extern "C-unwind" fn l_hmac64_md5(l: *mut lua_State) -> c_int {
-    // SAFETY: argument checks raise before anything is owned.
+unsafe fn l_hmac64_md5(l: *mut lua_State) -> Result<c_int, Raise> {
+    // SAFETY: the arguments stay on the stack while they are read.
     unsafe {
-        let (x, y) = read64(l);
+        let (x, y) = read64(l)?;
         push_result(l, &hmac64_md5(x, y))
     }
 }
 
-unsafe extern "C-unwind" fn l_hmac_hash(l: *mut lua_State) -> c_int {
-    // SAFETY: argument checks raise before anything is owned.
+unsafe fn l_hmac_hash(l: *mut lua_State) -> Result<c_int, Raise> {
+    // SAFETY: the arguments stay on the stack while they are read.
     unsafe {
-        let key = check_8(l, 1, "Invalid uint64 key");
-        let text = check_bytes(l, 2);
+        let key = check_8(l, 1, "Invalid uint64 key")?;
+        let text = arg_bytes(l, 2)?;
         push_result(l, &hmac64(&hashkey(text), key))
     }
 }
 
-unsafe extern "C-unwind" fn l_dhexchange(l: *mut lua_State) -> c_int {
-    // SAFETY: argument checks raise before anything is owned.
+unsafe fn l_dhexchange(l: *mut lua_State) -> Result<c_int, Raise> {
+    // SAFETY: the argument stays on the stack while it is read.
     unsafe {
-        let x = u64::from_le_bytes(*check_8(l, 1, "Invalid dh uint64 key"));
+        let x = u64::from_le_bytes(*check_8(l, 1, "Invalid dh uint64 key")?);
         if x == 0 {
-            raise(l, "Can't be 0".to_owned());
+            return Err(raise!("Can't be 0"));
         }
         push_result(l, &powmodp(DH_G, x).to_le_bytes())
     }
 }
 
-unsafe extern "C-unwind" fn l_dhsecret(l: *mut lua_State) -> c_int {
-    // SAFETY: argument checks raise before anything is owned.
+unsafe fn l_dhsecret(l: *mut lua_State) -> Result<c_int, Raise> {
+    // SAFETY: the arguments stay on the stack while they are read.
     unsafe {
-        let (x, y) = read64(l);
+        let (x, y) = read64(l)?;
         let (x, y) = (u64::from_le_bytes(*x), u64::from_le_bytes(*y));
         if x == 0 || y == 0 {
-            raise(l, "Can't be 0".to_owned());
+            return Err(raise!("Can't be 0"));
         }
         push_result(l, &powmodp(x, y).to_le_bytes())
     }
 }
 
-unsafe extern "C-unwind" fn l_base64encode(l: *mut lua_State) -> c_int {
-    // SAFETY: the argument check raises before anything is owned.
+unsafe fn l_base64encode(l: *mut lua_State) -> Result<c_int, Raise> {
+    // SAFETY: the argument stays on the stack while it is read.
     unsafe {
-        let text = check_bytes(l, 1);
+        let text = arg_bytes(l, 1)?;
         push_result(l, &base64encode(text))
     }
 }
 
-unsafe extern "C-unwind" fn l_base64decode(l: *mut lua_State) -> c_int {
-    // SAFETY: the argument check raises before anything is owned; the decoded bytes only
-    // exist on the success path.
+unsafe fn l_base64decode(l: *mut lua_State) -> Result<c_int, Raise> {
+    // SAFETY: the argument stays on the stack while it is read.
     unsafe {
-        let text = check_bytes(l, 1);
+        let text = arg_bytes(l, 1)?;
         match base64decode(text) {
             Some(bytes) => push_result(l, &bytes),
-            None => raise(l, "Invalid base64 text".to_owned()),
+            None => Err(raise!("Invalid base64 text")),
         }
     }
 }
 
-unsafe extern "C-unwind" fn l_sha1(l: *mut lua_State) -> c_int {
-    // SAFETY: the argument check raises before anything is owned.
+unsafe fn l_sha1(l: *mut lua_State) -> Result<c_int, Raise> {
+    // SAFETY: the argument stays on the stack while it is read.
     unsafe {
-        let text = check_bytes(l, 1);
+        let text = arg_bytes(l, 1)?;
         push_result(l, &sha1(text))
     }
 }
 
-unsafe extern "C-unwind" fn l_hmac_sha1(l: *mut lua_State) -> c_int {
-    // SAFETY: argument checks raise before anything is owned.
+unsafe fn l_hmac_sha1(l: *mut lua_State) -> Result<c_int, Raise> {
+    // SAFETY: the arguments stay on the stack while they are read.
     unsafe {
-        let key = check_bytes(l, 1);
-        let text = check_bytes(l, 2);
+        let key = arg_bytes(l, 1)?;
+        let text = arg_bytes(l, 2)?;
         push_result(l, &hmac_sha1(key, text))
     }
 }
 
-unsafe extern "C-unwind" fn l_xor_str(l: *mut lua_State) -> c_int {
-    // SAFETY: argument checks raise before anything is owned.
+unsafe fn l_xor_str(l: *mut lua_State) -> Result<c_int, Raise> {
+    // SAFETY: the arguments stay on the stack while they are read.
     unsafe {
-        let a = check_bytes(l, 1);
-        let b = check_bytes(l, 2);
+        let a = arg_bytes(l, 1)?;
+        let b = arg_bytes(l, 2)?;
         if b.is_empty() {
-            raise(l, "Can't xor empty string".to_owned());
+            return Err(raise!("Can't xor empty string"));
         }
         push_result(l, &xor_str(a, b))
     }
@@ -583,22 +568,22 @@ pub unsafe extern "C-unwind" fn open(l: *mut lua_State) -> c_int {
         new_lib(
             l,
             &[
-                (c"hashkey", l_hashkey),
-                (c"randomkey", l_randomkey),
-                (c"desencode", l_desencode),
-                (c"desdecode", l_desdecode),
-                (c"hexencode", l_hexencode),
-                (c"hexdecode", l_hexdecode),
-                (c"hmac64", l_hmac64),
-                (c"hmac64_md5", l_hmac64_md5),
-                (c"dhexchange", l_dhexchange),
-                (c"dhsecret", l_dhsecret),
-                (c"base64encode", l_base64encode),
-                (c"base64decode", l_base64decode),
-                (c"sha1", l_sha1),
-                (c"hmac_sha1", l_hmac_sha1),
-                (c"hmac_hash", l_hmac_hash),
-                (c"xor_str", l_xor_str),
+                (c"hashkey", lua_fn!(l_hashkey)),
+                (c"randomkey", lua_fn!(l_randomkey)),
+                (c"desencode", lua_fn!(l_desencode)),
+                (c"desdecode", lua_fn!(l_desdecode)),
+                (c"hexencode", lua_fn!(l_hexencode)),
+                (c"hexdecode", lua_fn!(l_hexdecode)),
+                (c"hmac64", lua_fn!(l_hmac64)),
+                (c"hmac64_md5", lua_fn!(l_hmac64_md5)),
+                (c"dhexchange", lua_fn!(l_dhexchange)),
+                (c"dhsecret", lua_fn!(l_dhsecret)),
+                (c"base64encode", lua_fn!(l_base64encode)),
+                (c"base64decode", lua_fn!(l_base64decode)),
+                (c"sha1", lua_fn!(l_sha1)),
+                (c"hmac_sha1", lua_fn!(l_hmac_sha1)),
+                (c"hmac_hash", lua_fn!(l_hmac_hash)),
+                (c"xor_str", lua_fn!(l_xor_str)),
             ],
         );
         ffi::lua_createtable(l, 0, 2);

@@ -8,7 +8,8 @@
 //! message XORed with a key stream where each 16-byte block is the MD5 of
 //! `seed-block ‖ key`, the seed block being replaced by the previous ciphertext block.
 
-use crate::lua::stack::{check_bytes, new_lib, push_bytes, raise};
+use crate::lua::raise::{arg_bytes, lua_fn, raise, try_push_bytes, Raise};
+use crate::lua::stack::{check_bytes, new_lib, push_bytes};
 use md5::{Digest, Md5};
 use mlua::ffi::{self, lua_State};
 use std::ffi::c_int;
@@ -67,16 +68,14 @@ fn decrypt(cipher: &[u8], key: &[u8]) -> Option<Vec<u8>> {
 /// The key argument (#2) of `crypt` / `decrypt`, length-checked.
 ///
 /// # Safety
-/// `l` must be a valid Lua state in a protected call; may raise.
-unsafe fn check_key<'a>(l: *mut lua_State) -> &'a [u8] {
-    // SAFETY: argument check on a live state; the error message is the only owned value.
-    unsafe {
-        let key = check_bytes(l, 2);
-        if key.len() > MAX_KEY {
-            raise(l, format!("key too long (> {MAX_KEY})"));
-        }
-        key
+/// `l` must be a valid Lua state.
+unsafe fn check_key<'a>(l: *mut lua_State) -> Result<&'a [u8], Raise> {
+    // SAFETY: forwarded.
+    let key = unsafe { arg_bytes(l, 2) }?;
+    if key.len() > MAX_KEY {
+        return Err(raise!("key too long (> {MAX_KEY})"));
     }
+    Ok(key)
 }
 
 unsafe extern "C-unwind" fn l_sum(l: *mut lua_State) -> c_int {
@@ -88,55 +87,56 @@ unsafe extern "C-unwind" fn l_sum(l: *mut lua_State) -> c_int {
     1
 }
 
-unsafe extern "C-unwind" fn l_exor(l: *mut lua_State) -> c_int {
-    // SAFETY: the argument checks raise before anything is owned; the result vector is
-    // dropped normally after Lua copied it.
+unsafe fn l_exor(l: *mut lua_State) -> Result<c_int, Raise> {
+    // SAFETY: the strings stay on the stack while they are read; the result is owned
+    // here, so it is pushed without raising.
     unsafe {
-        let a = check_bytes(l, 1);
-        let b = check_bytes(l, 2);
+        let a = arg_bytes(l, 1)?;
+        let b = arg_bytes(l, 2)?;
         if a.len() != b.len() {
-            ffi::luaL_argerror(l, 2, c"lengths must be equal".as_ptr());
+            return Err(Raise::arg(2, format_args!("lengths must be equal")));
         }
         let out: Vec<u8> = a.iter().zip(b).map(|(x, y)| x ^ y).collect();
-        push_bytes(l, &out);
+        try_push_bytes(l, &out)?;
     }
-    1
+    Ok(1)
 }
 
-unsafe extern "C-unwind" fn l_crypt(l: *mut lua_State) -> c_int {
-    // SAFETY: every check raises before the output vector exists.
+unsafe fn l_crypt(l: *mut lua_State) -> Result<c_int, Raise> {
+    // SAFETY: the strings stay on the stack while they are read; the result is owned
+    // here, so it is pushed without raising.
     unsafe {
-        let msg = check_bytes(l, 1);
+        let msg = arg_bytes(l, 1)?;
         if ffi::lua_type(l, 3) == ffi::LUA_TNONE {
             let now = libc::time(std::ptr::null_mut());
             push_bytes(l, &now.to_ne_bytes());
         }
-        let seed = check_bytes(l, 3);
+        let seed = arg_bytes(l, 3)?;
         if seed.len() > BLOCK {
-            raise(l, format!("seed too long (> {BLOCK})"));
+            return Err(raise!("seed too long (> {BLOCK})"));
         }
-        let key = check_key(l);
-        let out = encrypt(msg, key, seed);
-        push_bytes(l, &out);
+        let key = check_key(l)?;
+        try_push_bytes(l, &encrypt(msg, key, seed))?;
     }
-    1
+    Ok(1)
 }
 
-unsafe extern "C-unwind" fn l_decrypt(l: *mut lua_State) -> c_int {
-    // SAFETY: every check raises before the output vector exists.
+unsafe fn l_decrypt(l: *mut lua_State) -> Result<c_int, Raise> {
+    // SAFETY: the strings stay on the stack while they are read; the result is owned
+    // here, so it is pushed without raising.
     unsafe {
-        let cipher = check_bytes(l, 1);
+        let cipher = arg_bytes(l, 1)?;
         let lseed = cipher.first().map_or(0, |&b| usize::from(b));
         if cipher.len() < lseed + 1 || lseed > BLOCK {
-            ffi::luaL_argerror(l, 1, c"invalid cyphered string".as_ptr());
+            return Err(Raise::arg(1, format_args!("invalid cyphered string")));
         }
-        let key = check_key(l);
+        let key = check_key(l)?;
         match decrypt(cipher, key) {
-            Some(plain) => push_bytes(l, &plain),
+            Some(plain) => try_push_bytes(l, &plain)?,
             None => ffi::lua_pushnil(l),
         }
     }
-    1
+    Ok(1)
 }
 
 /// `require "md5.core"`: the function table plus the historical `_VERSION` fields.
@@ -150,9 +150,9 @@ pub unsafe extern "C-unwind" fn open(l: *mut lua_State) -> c_int {
             l,
             &[
                 (c"sum", l_sum),
-                (c"exor", l_exor),
-                (c"crypt", l_crypt),
-                (c"decrypt", l_decrypt),
+                (c"exor", lua_fn!(l_exor)),
+                (c"crypt", lua_fn!(l_crypt)),
+                (c"decrypt", lua_fn!(l_decrypt)),
             ],
         );
         for (k, v) in [

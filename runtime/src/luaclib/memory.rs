@@ -38,11 +38,11 @@ unsafe extern "C-unwind" fn current(l: *mut lua_State) -> c_int {
 }
 
 unsafe extern "C-unwind" fn info(l: *mut lua_State) -> c_int {
-    // SAFETY: stack work on a live VM.
+    // SAFETY: stack work on a live VM; the slots are read in place, so nothing is owned
+    // if a table insert runs out of memory.
     unsafe {
-        let all = memory::info();
-        ffi::lua_createtable(l, 0, all.len() as c_int);
-        for (h, bytes) in all {
+        ffi::lua_createtable(l, 0, memory::info().count() as c_int);
+        for (h, bytes) in memory::info() {
             ffi::lua_pushinteger(l, bytes);
             ffi::lua_rawseti(l, -2, h as ffi::lua_Integer);
         }

@@ -11,7 +11,8 @@
 //!
 //! All integers on the wire are little-endian `i32`.
 
-use crate::lua::stack::{check_bytes, new_lib, push_bytes, raise};
+use crate::lua::raise::{arg_bytes, arg_integer, lua_fn, raise, Raise};
+use crate::lua::stack::{new_lib, push_bytes};
 use mlua::ffi::{self, lua_State};
 use std::ffi::c_int;
 
@@ -78,66 +79,64 @@ fn op_msg_header(request_id: i32, flags: i32, doc_len: i32) -> [u8; 21] {
     h
 }
 
-unsafe extern "C-unwind" fn l_reply(l: *mut lua_State) -> c_int {
-    // SAFETY: the argument check raises before anything is owned; the error text is the
-    // only owned value when `raise` runs, and `raise` drops it.
+unsafe fn l_reply(l: *mut lua_State) -> Result<c_int, Raise> {
+    // SAFETY: the reply string stays on the stack while it is read.
     unsafe {
-        let data = check_bytes(l, 1);
+        let data = arg_bytes(l, 1)?;
         match parse_reply(data) {
             Ok(Reply::Short) => {
                 ffi::lua_pushboolean(l, 0);
-                1
+                Ok(1)
             }
             Ok(Reply::Doc(id, off)) => {
                 ffi::lua_pushboolean(l, 1);
                 ffi::lua_pushinteger(l, id.into());
                 // The pointer stays valid while the caller keeps the reply string.
                 ffi::lua_pushlightuserdata(l, data.as_ptr().add(off) as *mut _);
-                3
+                Ok(3)
             }
-            Err(msg) => raise(l, msg),
+            Err(msg) => Err(raise!("{msg}")),
         }
     }
 }
 
-unsafe extern "C-unwind" fn l_length(l: *mut lua_State) -> c_int {
-    // SAFETY: argument checks raise before anything is owned.
+unsafe fn l_length(l: *mut lua_State) -> Result<c_int, Raise> {
+    // SAFETY: the string stays on the stack while it is read.
     unsafe {
-        let data = check_bytes(l, 1);
+        let data = arg_bytes(l, 1)?;
         if data.len() < 4 {
-            raise(l, format!("Invalid length prefix ({} bytes)", data.len()));
+            return Err(raise!("Invalid length prefix ({} bytes)", data.len()));
         }
         ffi::lua_pushinteger(l, (i64::from(le_i32(data))) - 4);
     }
-    1
+    Ok(1)
 }
 
-unsafe extern "C-unwind" fn l_op_msg(l: *mut lua_State) -> c_int {
-    // SAFETY: argument checks raise before anything is owned; the document pointer is
-    // read within the bounds of its userdata (full userdata) or as the caller promises
-    // (light userdata pointing at a BSON document).
+unsafe fn l_op_msg(l: *mut lua_State) -> Result<c_int, Raise> {
+    // SAFETY: the document pointer is read within the bounds of its userdata (full
+    // userdata) or as the caller promises (light userdata pointing at a BSON document).
     unsafe {
-        let id = ffi::luaL_checkinteger(l, 1) as i32;
-        let flags = ffi::luaL_checkinteger(l, 2) as i32;
+        let id = arg_integer(l, 1)? as i32;
+        let flags = arg_integer(l, 2)? as i32;
         let doc = ffi::lua_touserdata(l, 3) as *const u8;
         if doc.is_null() {
-            raise(l, "opmsg require cmd document".to_owned());
+            return Err(raise!("opmsg require cmd document"));
         }
         let full = ffi::lua_type(l, 3) == ffi::LUA_TUSERDATA;
         let avail = ffi::lua_rawlen(l, 3);
         if full && avail < 4 {
-            raise(l, "Invalid bson document".to_owned());
+            return Err(raise!("Invalid bson document"));
         }
         let len = le_i32(std::slice::from_raw_parts(doc, 4));
         if len < 5 || (full && len as usize > avail) {
-            raise(l, format!("Invalid bson document length {len}"));
+            return Err(raise!("Invalid bson document length {len}"));
         }
         let header = op_msg_header(id, flags, len);
         push_bytes(l, &header);
         push_bytes(l, std::slice::from_raw_parts(doc, len as usize));
         ffi::lua_concat(l, 2);
     }
-    1
+    Ok(1)
 }
 
 /// `require "skynet.mongo.driver"`.
@@ -150,9 +149,9 @@ pub unsafe extern "C-unwind" fn open(l: *mut lua_State) -> c_int {
         new_lib(
             l,
             &[
-                (c"reply", l_reply),
-                (c"length", l_length),
-                (c"op_msg", l_op_msg),
+                (c"reply", lua_fn!(l_reply)),
+                (c"length", lua_fn!(l_length)),
+                (c"op_msg", lua_fn!(l_op_msg)),
             ],
         );
     }

@@ -9,7 +9,7 @@
 //! while profiled), upvalue 2 the `total` table (coroutine -> seconds so far).
 
 use crate::lua::host::host;
-use crate::lua::stack::{self as lua, raise};
+use crate::lua::raise::{arg_type, lua_fn, raise, Raise};
 use mlua::ffi::{self, lua_State};
 use std::ffi::{c_int, c_void};
 use std::sync::atomic::Ordering;
@@ -56,40 +56,41 @@ unsafe fn set_table(l: *mut lua_State, upvalue: c_int, co: c_int, v: Option<f64>
 }
 
 /// The coroutine argument at 1, or the running one pushed at 1.
-unsafe fn coroutine_arg(l: *mut lua_State) {
-    // SAFETY: stack work; luaL_checktype raises before anything is owned.
+unsafe fn coroutine_arg(l: *mut lua_State) -> Result<(), Raise> {
+    // SAFETY: stack work on a live VM.
     unsafe {
         if ffi::lua_isnoneornil(l, 1) != 0 {
             ffi::lua_settop(l, 0);
             ffi::lua_pushthread(l);
+            Ok(())
         } else {
             ffi::lua_settop(l, 1);
-            ffi::luaL_checktype(l, 1, ffi::LUA_TTHREAD);
+            arg_type(l, 1, ffi::LUA_TTHREAD)
         }
     }
 }
 
-unsafe extern "C-unwind" fn start(l: *mut lua_State) -> c_int {
-    // SAFETY: the error path owns nothing but the message it hands to `raise`.
+unsafe fn start(l: *mut lua_State) -> Result<c_int, Raise> {
+    // SAFETY: stack work on a live VM; the upvalues are the two tables `install` gave.
     unsafe {
-        coroutine_arg(l);
+        coroutine_arg(l)?;
         if table_number(l, START, 1).is_some() {
             let p = ffi::lua_tothread(l, 1) as *const c_void;
-            raise(l, format!("Thread {p:p} start profile more than once"));
+            return Err(raise!("Thread {p:p} start profile more than once"));
         }
         set_table(l, TOTAL, 1, Some(0.0));
         set_table(l, START, 1, Some(thread_clock()));
         host(l).profiling.fetch_add(1, Ordering::Relaxed);
     }
-    0
+    Ok(0)
 }
 
-unsafe extern "C-unwind" fn stop(l: *mut lua_State) -> c_int {
+unsafe fn stop(l: *mut lua_State) -> Result<c_int, Raise> {
     // SAFETY: as `start`.
     unsafe {
-        coroutine_arg(l);
+        coroutine_arg(l)?;
         let Some(begin) = table_number(l, START, 1) else {
-            raise(l, "Call profile.start() before profile.stop()".to_owned())
+            return Err(raise!("Call profile.start() before profile.stop()"));
         };
         let total = table_number(l, TOTAL, 1).unwrap_or(0.0) + (thread_clock() - begin);
         set_table(l, START, 1, None);
@@ -99,7 +100,7 @@ unsafe extern "C-unwind" fn stop(l: *mut lua_State) -> c_int {
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
         ffi::lua_pushnumber(l, total);
     }
-    1
+    Ok(1)
 }
 
 /// The stock `auxresume` plus the active-thread bookkeeping; moves `narg` values from
@@ -156,31 +157,28 @@ unsafe fn timed_resume(l: *mut lua_State, co_index: c_int, narg: c_int) -> c_int
     }
 }
 
-unsafe extern "C-unwind" fn resume(l: *mut lua_State) -> c_int {
-    // SAFETY: luaL_argexpected raises before anything is owned.
+unsafe fn resume(l: *mut lua_State) -> Result<c_int, Raise> {
+    // SAFETY: stack work on a live VM; the coroutine stays referenced at slot 1.
     unsafe {
         if ffi::lua_tothread(l, 1).is_null() {
-            let msg = format!("coroutine expected, got {}\0", lua::type_name(l, 1));
-            ffi::lua_pushstring(l, msg.as_ptr() as *const std::ffi::c_char);
-            drop(msg);
-            ffi::luaL_argerror(l, 1, ffi::lua_tolstring(l, -1, std::ptr::null_mut()));
+            return Err(Raise::Type(1, c"coroutine"));
         }
         let narg = ffi::lua_gettop(l) - 1;
         let r = timed_resume(l, 1, narg);
         if r < 0 {
             ffi::lua_pushboolean(l, 0);
             ffi::lua_insert(l, -2);
-            2
+            Ok(2)
         } else {
             ffi::lua_pushboolean(l, 1);
             ffi::lua_insert(l, -(r + 1));
-            r + 1
+            Ok(r + 1)
         }
     }
 }
 
-unsafe extern "C-unwind" fn wrapped(l: *mut lua_State) -> c_int {
-    // SAFETY: the coroutine is upvalue 3; errors are re-raised with nothing owned.
+unsafe fn wrapped(l: *mut lua_State) -> Result<c_int, Raise> {
+    // SAFETY: the coroutine is upvalue 3; its error is left on top for the entry to raise.
     unsafe {
         let co = ffi::lua_tothread(l, ffi::lua_upvalueindex(3));
         let narg = ffi::lua_gettop(l);
@@ -188,7 +186,7 @@ unsafe extern "C-unwind" fn wrapped(l: *mut lua_State) -> c_int {
         ffi::lua_insert(l, 1);
         let r = timed_resume(l, 1, narg);
         if r >= 0 {
-            return r;
+            return Ok(r);
         }
         let mut status = ffi::lua_status(co);
         if status != ffi::LUA_OK && status != ffi::LUA_YIELD {
@@ -200,7 +198,7 @@ unsafe extern "C-unwind" fn wrapped(l: *mut lua_State) -> c_int {
             ffi::lua_insert(l, -2);
             ffi::lua_concat(l, 2);
         }
-        lua::raise_top(l)
+        Err(Raise::Top)
     }
 }
 
@@ -214,7 +212,7 @@ unsafe extern "C-unwind" fn wrap(l: *mut lua_State) -> c_int {
         ffi::lua_pushvalue(l, ffi::lua_upvalueindex(START));
         ffi::lua_pushvalue(l, ffi::lua_upvalueindex(TOTAL));
         ffi::lua_rotate(l, -3, 2);
-        ffi::lua_pushcclosure(l, wrapped, 3);
+        ffi::lua_pushcclosure(l, lua_fn!(wrapped), 3);
     }
     1
 }
@@ -243,9 +241,9 @@ pub unsafe fn install(l: *mut lua_State) {
         weak_table(l);
         weak_table(l);
         for (name, f) in [
-            (c"start", start as lua::CFunction),
-            (c"stop", stop),
-            (c"resume", resume),
+            (c"start", lua_fn!(start)),
+            (c"stop", lua_fn!(stop)),
+            (c"resume", lua_fn!(resume)),
             (c"wrap", wrap),
         ] {
             ffi::lua_pushvalue(l, -2);
