@@ -1,7 +1,9 @@
 //! Booting a node: config -> env, the logger, the bootstrap service, then the threads
 //! until the last service is gone.
 
-use crate::{config, context, daemon, env, handle, logging, scheduler, socket, timer};
+use crate::dispatch::dispatch_all;
+use crate::launch::launch;
+use crate::{config, context, cservice, daemon, env, logging, scheduler, socket, timer};
 use std::process::ExitCode;
 
 const DEFAULT_THREADS: i64 = 8;
@@ -47,23 +49,24 @@ pub fn start(config_path: &str) -> ExitCode {
     };
     scheduler::install_signals();
     logging::install_log_bridge();
-    handle::set_harbor(harbor as u32);
+    context::handles().set_harbor(harbor as u32);
+    cservice::register_all();
     timer::init();
     context::set_profile(profile);
 
-    let Some(logger) = context::launch(&logservice, logger_param.as_deref()) else {
+    let Some(logger) = launch(&logservice, logger_param.as_deref()) else {
         eprintln!("Can't launch {logservice} service");
         return ExitCode::from(1);
     };
-    handle::bind_name(b"logger", logger);
+    context::handles().bind_name(b"logger", logger);
 
     let (module, args) = match bootstrap.split_once(' ') {
         Some((m, a)) => (m, Some(a.trim_start())),
         None => (bootstrap.as_str(), None),
     };
-    if context::launch(module, args).is_none() {
+    if launch(module, args).is_none() {
         logging::error(0, format!("Bootstrap error : {bootstrap}\n"));
-        context::dispatch_all(logger);
+        dispatch_all(logger);
         return ExitCode::from(1);
     }
     let socket_thread = match socket::start() {

@@ -6,7 +6,7 @@
 //! buffer (starting at 64 bytes) needs two. Writes go out at once when nothing is queued;
 //! what the kernel does not take waits in two queues, high priority first.
 
-use super::record::{self, Event};
+use super::record::Event;
 use super::{
     encode_udp_address, release_id, shared, Priority, Request, SendBuffer, Shared, SocketInfo,
 };
@@ -153,7 +153,7 @@ fn render(addr: &SocketAddr) -> String {
 }
 
 fn deliver(owner: u32, event: Event) {
-    if record::deliver(owner, event) {
+    if crate::context::deliver(owner, event.into_message()) {
         scheduler::wakeup_if_all_sleep();
     }
 }
