@@ -28,3 +28,9 @@ pub mod socket;
 pub mod start;
 pub mod strtol;
 pub mod timer;
+
+/// The node's allocator in the unit tests too, so a test can count the Rust heap that
+/// native code leaves behind (`memory::of`).
+#[cfg(test)]
+#[global_allocator]
+static ALLOC: memory::CountingAlloc = memory::CountingAlloc;

@@ -316,39 +316,63 @@ pub unsafe fn arg_udata(
     }
 }
 
-/// Pushes a copy of the bytes at the light userdata 1, of the length at 2.
-unsafe extern "C-unwind" fn push_from_pointer(l: *mut lua_State) -> c_int {
-    // SAFETY: only `try_push_bytes` calls this, with a pointer and length that describe
-    // a live slice.
+/// Calls the function and data `protect` put behind the light userdata 1.
+unsafe extern "C-unwind" fn protected<T: ?Sized>(l: *mut lua_State) -> c_int {
+    // SAFETY: only `protect` calls this, with a pointer to its live `(data, f)` pair.
     unsafe {
-        let p = ffi::lua_touserdata(l, 1) as *const u8;
-        let len = ffi::lua_tointegerx(l, 2, std::ptr::null_mut()) as usize;
-        push_bytes(l, std::slice::from_raw_parts(p, len));
+        let &(data, f) =
+            &*(ffi::lua_touserdata(l, 1) as *const (&T, unsafe fn(*mut lua_State, &T)));
+        f(l, data);
     }
     1
 }
 
-/// Pushes `bytes` as a Lua string without raising: a memory error comes back as
-/// `Err(Raise::Top)` with the error value on top. For bytes held in memory the caller
-/// owns (a `Vec`, or anything under a lock), which a raise would leak.
+/// Runs `f(l, data)` under `lua_pcall`, for Lua work done while the caller owns
+/// something (`data` itself, often): an error `f` raises, a memory error included, comes
+/// back as `Err(Raise::Top)` instead of unwinding through the caller. `f` leaves one value
+/// on top, which is kept; its own frame must own nothing.
 ///
 /// # Safety
-/// `l` must be a valid Lua state.
-pub unsafe fn try_push_bytes(l: *mut lua_State, bytes: &[u8]) -> Result<(), Raise> {
-    // SAFETY: the three pushes need no memory (a light C function, a light userdata, an
-    // integer) once the stack has room; the copy runs under lua_pcall, which catches its
-    // memory error, and `bytes` outlives the call.
+/// `l` must be a valid Lua state; `f` must be safe to call with `l` and `data`.
+pub unsafe fn protect<T: ?Sized>(
+    l: *mut lua_State,
+    data: &T,
+    f: unsafe fn(*mut lua_State, &T),
+) -> Result<(), Raise> {
+    let call = (data, f);
+    // SAFETY: a light C function and a light userdata need no memory once the stack has
+    // room; `call` outlives the protected call, which catches every error.
     unsafe {
-        if ffi::lua_checkstack(l, 3) == 0 {
+        if ffi::lua_checkstack(l, 2) == 0 {
             return Err(raise!("stack overflow"));
         }
-        ffi::lua_pushcfunction(l, push_from_pointer);
-        ffi::lua_pushlightuserdata(l, bytes.as_ptr() as *mut std::ffi::c_void);
-        ffi::lua_pushinteger(l, bytes.len() as ffi::lua_Integer);
-        if ffi::lua_pcall(l, 2, 1, 0) == ffi::LUA_OK {
+        ffi::lua_pushcfunction(l, protected::<T>);
+        ffi::lua_pushlightuserdata(l, &call as *const _ as *mut std::ffi::c_void);
+        if ffi::lua_pcall(l, 1, 1, 0) == ffi::LUA_OK {
             Ok(())
         } else {
             Err(Raise::Top)
         }
     }
+}
+
+/// Pushes `bytes` as a Lua string without raising (see [`protect`]): for bytes in memory
+/// the caller owns (a `Vec`, a `String`), which a memory error would otherwise leak.
+///
+/// # Safety
+/// `l` must be a valid Lua state.
+pub unsafe fn try_push_bytes(l: *mut lua_State, bytes: &[u8]) -> Result<(), Raise> {
+    // SAFETY: push_bytes copies the slice, which lives across the call.
+    unsafe { protect(l, bytes, push_bytes) }
+}
+
+/// Pushes formatted text (an address, a number) without owning heap memory: the text
+/// is built inline, so a memory error while pushing it skips nothing.
+///
+/// # Safety
+/// `l` must be a valid Lua state.
+pub unsafe fn push_fmt(l: *mut lua_State, args: fmt::Arguments<'_>) {
+    let text = Text::new(args);
+    // SAFETY: Lua copies the bytes.
+    unsafe { push_bytes(l, text.as_bytes()) }
 }

@@ -49,35 +49,6 @@ pub unsafe fn check_bytes<'a>(l: *mut lua_State, idx: c_int) -> &'a [u8] {
     unsafe { std::slice::from_raw_parts(p as *const u8, len) }
 }
 
-/// Raises a Lua error with `msg`, prefixed with the caller's position like `luaL_error`.
-///
-/// # Safety
-/// `l` must be a valid Lua state inside a protected call. Nothing owned by Rust may be
-/// alive in the calling frames: this function does not return.
-pub unsafe fn raise(l: *mut lua_State, msg: String) -> ! {
-    // SAFETY: luaL_where pushes a string; push_bytes copies `msg` before it is dropped.
-    unsafe {
-        ffi::luaL_where(l, 1);
-        push_bytes(l, msg.as_bytes());
-    }
-    drop(msg);
-    // SAFETY: two strings are on the stack; lua_concat joins them and lua_error unwinds
-    // to the enclosing protected call.
-    unsafe {
-        ffi::lua_concat(l, 2);
-        ffi::lua_error(l)
-    }
-}
-
-/// Raises the string on top of the stack as is.
-///
-/// # Safety
-/// As [`raise`].
-pub unsafe fn raise_top(l: *mut lua_State) -> ! {
-    // SAFETY: the caller guarantees a protected call and no live Rust values.
-    unsafe { ffi::lua_error(l) }
-}
-
 /// The type name of the value at `idx` (`luaL_typename`).
 ///
 /// # Safety

@@ -873,7 +873,8 @@ unsafe fn l_replace(l: *mut lua_State) -> Result<c_int, Raise> {
 }
 
 unsafe extern "C-unwind" fn l_tostring(l: *mut lua_State) -> c_int {
-    // SAFETY: the userdata block has `rawlen` bytes.
+    // SAFETY: the argument check raises before anything is owned; the userdata block has
+    // `rawlen` bytes.
     unsafe {
         let p = ffi::luaL_checkudata(l, 1, META.as_ptr()) as *const u8;
         push_bytes(l, std::slice::from_raw_parts(p, ffi::lua_rawlen(l, 1)));

@@ -9,7 +9,10 @@ use crate::command;
 use crate::context::{self, Context};
 use crate::handle::HANDLE_REMOTE_SHIFT;
 use crate::lua::host::host;
-use crate::lua::stack::{self as lua, push_bytes, raise, to_bytes, type_name};
+use crate::lua::raise::{
+    arg_bytes, arg_integer, arg_opt_integer, lua_fn, raise, try_push_bytes, Lossy, Raise,
+};
+use crate::lua::stack::{self as lua, push_bytes, to_bytes, type_name};
 use crate::message::{self, Message, Payload};
 use crate::send::{self, Destination, SendError};
 use crate::{logging, strtol, timer};
@@ -36,41 +39,36 @@ unsafe extern "C-unwind" fn callback(l: *mut lua_State) -> c_int {
 }
 
 /// Reads the destination argument: a handle or an address string.
-unsafe fn destination<'a>(l: *mut lua_State, idx: c_int) -> Destination<'a> {
-    // SAFETY: stack reads; errors raise before anything is owned.
+unsafe fn destination<'a>(l: *mut lua_State, idx: c_int) -> Result<Destination<'a>, Raise> {
+    // SAFETY: stack reads; the name stays on the stack.
     unsafe {
         let h = ffi::lua_tointegerx(l, idx, std::ptr::null_mut()) as u32;
         if h != 0 {
-            return Destination::Handle(h);
-        }
-        if ffi::lua_type(l, idx) == ffi::LUA_TNUMBER {
-            raise(l, "Invalid service address 0".to_owned());
+            return Ok(Destination::Handle(h));
         }
         match ffi::lua_type(l, idx) {
-            ffi::LUA_TSTRING => Destination::Name(to_bytes(l, idx).unwrap_or(b"")),
-            _ => {
-                let t = type_name(l, idx);
-                raise(
-                    l,
-                    format!("dest address type ({t}) must be a string or number."),
-                )
-            }
+            ffi::LUA_TNUMBER => Err(raise!("Invalid service address 0")),
+            ffi::LUA_TSTRING => Ok(Destination::Name(to_bytes(l, idx).unwrap_or(b""))),
+            _ => Err(raise!(
+                "dest address type ({}) must be a string or number.",
+                type_name(l, idx)
+            )),
         }
     }
 }
 
 /// `send`/`redirect` after the address: type, session, message [, size].
-unsafe fn send_message(l: *mut lua_State, source: u32, idx_type: c_int) -> c_int {
-    // SAFETY: argument checks run first and raise with nothing owned; after that the
-    // only owned value (the payload) is handed to `send::send`.
+unsafe fn send_message(l: *mut lua_State, source: u32, idx_type: c_int) -> Result<c_int, Raise> {
+    // SAFETY: stack reads on the service's VM; the payload is handed to `send::send`,
+    // and nothing raises after it exists.
     unsafe {
         let ctx = context(l);
-        let dest = destination(l, 1);
-        let ptype = ffi::luaL_checkinteger(l, idx_type) as i32;
+        let dest = destination(l, 1)?;
+        let ptype = arg_integer(l, idx_type)? as i32;
         let alloc_session = ffi::lua_isnil(l, idx_type + 1) != 0;
         let session = match alloc_session {
             true => 0,
-            false => ffi::luaL_checkinteger(l, idx_type + 1) as i32,
+            false => arg_integer(l, idx_type + 1)? as i32,
         };
         let payload = match ffi::lua_type(l, idx_type + 2) {
             ffi::LUA_TSTRING => match to_bytes(l, idx_type + 2).unwrap_or(b"") {
@@ -79,38 +77,35 @@ unsafe fn send_message(l: *mut lua_State, source: u32, idx_type: c_int) -> c_int
             },
             ffi::LUA_TLIGHTUSERDATA => {
                 let p = ffi::lua_touserdata(l, idx_type + 2) as *mut u8;
-                let size = ffi::luaL_checkinteger(l, idx_type + 3) as c_int;
+                let size = arg_integer(l, idx_type + 3)? as c_int;
                 Payload::from_raw(p, size.max(0) as usize)
             }
-            _ => {
-                let t = type_name(l, idx_type + 2);
-                raise(l, format!("invalid param {t}"))
-            }
+            _ => return Err(raise!("invalid param {}", type_name(l, idx_type + 2))),
         };
         let msg = Message::new(source, session, (ptype & 0xff) as u8, payload);
         match send::send(ctx, dest, msg, alloc_session) {
             Ok(session) => {
                 ffi::lua_pushinteger(l, session as ffi::lua_Integer);
-                1
+                Ok(1)
             }
             Err(SendError::TooLarge) => {
                 ffi::lua_pushboolean(l, 0);
-                1
+                Ok(1)
             }
-            Err(SendError::NoDestination) => 0,
+            Err(SendError::NoDestination) => Ok(0),
         }
     }
 }
 
-unsafe extern "C-unwind" fn send(l: *mut lua_State) -> c_int {
-    // SAFETY: see send_message.
+unsafe fn send(l: *mut lua_State) -> Result<c_int, Raise> {
+    // SAFETY: forwarded.
     unsafe { send_message(l, 0, 2) }
 }
 
-unsafe extern "C-unwind" fn redirect(l: *mut lua_State) -> c_int {
-    // SAFETY: see send_message.
+unsafe fn redirect(l: *mut lua_State) -> Result<c_int, Raise> {
+    // SAFETY: forwarded.
     unsafe {
-        let source = ffi::luaL_checkinteger(l, 2) as u32;
+        let source = arg_integer(l, 2)? as u32;
         send_message(l, source, 3)
     }
 }
@@ -124,51 +119,54 @@ unsafe extern "C-unwind" fn genid(l: *mut lua_State) -> c_int {
     1
 }
 
-/// Runs a text command with the optional second argument as its parameter.
-unsafe fn run_command(l: *mut lua_State, param: Option<String>) -> Option<String> {
-    // SAFETY: luaL_checklstring raises before anything is owned.
-    let cmd = unsafe { lua::check_bytes(l, 1) };
-    let cmd = String::from_utf8_lossy(cmd);
-    // SAFETY: see `context`.
-    command::run(unsafe { context(l) }, &cmd, param.as_deref())
+/// Runs the text command at 1 with `param`.
+unsafe fn run_command(l: *mut lua_State, param: Option<&str>) -> Result<Option<String>, Raise> {
+    // SAFETY: the command string stays on the stack; see `context` for the service.
+    unsafe {
+        let cmd = String::from_utf8_lossy(arg_bytes(l, 1)?);
+        Ok(command::run(context(l), &cmd, param))
+    }
 }
 
-unsafe extern "C-unwind" fn lcommand(l: *mut lua_State) -> c_int {
-    // SAFETY: the argument check raises before anything is owned; then stack pushes.
+/// The optional string parameter at 2 of `command` and `addresscommand`.
+unsafe fn string_param(l: *mut lua_State) -> Result<Option<String>, Raise> {
+    // SAFETY: a stack read.
     unsafe {
-        lua::check_bytes(l, 1);
-        let param = if ffi::lua_gettop(l) == 2 {
-            Some(String::from_utf8_lossy(lua::check_bytes(l, 2)).into_owned())
+        if ffi::lua_gettop(l) == 2 {
+            Ok(Some(String::from_utf8_lossy(arg_bytes(l, 2)?).into_owned()))
         } else {
-            None
-        };
-        match run_command(l, param) {
-            Some(r) => {
-                push_bytes(l, r.as_bytes());
-                1
-            }
-            None => 0,
+            Ok(None)
         }
     }
 }
 
-unsafe extern "C-unwind" fn intcommand(l: *mut lua_State) -> c_int {
-    // SAFETY: argument checks raise before anything is owned; `result` is dropped
-    // before the only later raise.
+unsafe fn lcommand(l: *mut lua_State) -> Result<c_int, Raise> {
+    // SAFETY: stack work on the service's VM; the result is pushed without raising, so it
+    // is dropped on every path.
     unsafe {
-        lua::check_bytes(l, 1);
-        let param = if ffi::lua_gettop(l) == 2 {
-            if ffi::lua_isnumber(l, 2) != 0 {
-                let n = ffi::luaL_checkinteger(l, 2) as i32;
-                Some(n.to_string())
-            } else {
-                Some(String::from_utf8_lossy(lua::check_bytes(l, 2)).into_owned())
+        arg_bytes(l, 1)?;
+        let param = string_param(l)?;
+        match run_command(l, param.as_deref())? {
+            Some(r) => {
+                try_push_bytes(l, r.as_bytes())?;
+                Ok(1)
             }
+            None => Ok(0),
+        }
+    }
+}
+
+unsafe fn intcommand(l: *mut lua_State) -> Result<c_int, Raise> {
+    // SAFETY: stack work on the service's VM; pushing numbers allocates nothing.
+    unsafe {
+        arg_bytes(l, 1)?;
+        let param = if ffi::lua_gettop(l) == 2 && ffi::lua_isnumber(l, 2) != 0 {
+            Some((arg_integer(l, 2)? as i32).to_string())
         } else {
-            None
+            string_param(l)?
         };
-        let Some(result) = run_command(l, param) else {
-            return 0;
+        let Some(result) = run_command(l, param.as_deref())? else {
+            return Ok(0);
         };
         if result.is_empty() {
             ffi::lua_pushinteger(l, 0);
@@ -177,23 +175,19 @@ unsafe extern "C-unwind" fn intcommand(l: *mut lua_State) -> c_int {
         } else if let Ok(f) = result.trim_start().parse::<f64>() {
             ffi::lua_pushnumber(l, f);
         } else {
-            raise(l, format!("Invalid result {result}"));
+            return Err(raise!("Invalid result {result}"));
         }
-        1
+        Ok(1)
     }
 }
 
-unsafe extern "C-unwind" fn addresscommand(l: *mut lua_State) -> c_int {
-    // SAFETY: as lcommand.
+unsafe fn addresscommand(l: *mut lua_State) -> Result<c_int, Raise> {
+    // SAFETY: stack work on the service's VM; pushing a number allocates nothing.
     unsafe {
-        lua::check_bytes(l, 1);
-        let param = if ffi::lua_gettop(l) == 2 {
-            Some(String::from_utf8_lossy(lua::check_bytes(l, 2)).into_owned())
-        } else {
-            None
-        };
-        let Some(result) = run_command(l, param) else {
-            return 0;
+        arg_bytes(l, 1)?;
+        let param = string_param(l)?;
+        let Some(result) = run_command(l, param.as_deref())? else {
+            return Ok(0);
         };
         let hex = result
             .strip_prefix(':')
@@ -201,9 +195,9 @@ unsafe extern "C-unwind" fn addresscommand(l: *mut lua_State) -> c_int {
         match hex.and_then(|h| u32::from_str_radix(h, 16).ok()) {
             Some(h) => {
                 ffi::lua_pushinteger(l, h as ffi::lua_Integer);
-                1
+                Ok(1)
             }
-            None => 0,
+            None => Ok(0),
         }
     }
 }
@@ -230,7 +224,7 @@ unsafe extern "C-unwind" fn error(l: *mut lua_State) -> c_int {
 }
 
 unsafe extern "C-unwind" fn harbor(l: *mut lua_State) -> c_int {
-    // SAFETY: argument check then pushes.
+    // SAFETY: the argument check raises before anything is owned; then pushes.
     unsafe {
         let h = ffi::luaL_checkinteger(l, 1) as u32;
         let id = h >> HANDLE_REMOTE_SHIFT;
@@ -258,23 +252,20 @@ unsafe extern "C-unwind" fn tostring(l: *mut lua_State) -> c_int {
     1
 }
 
-unsafe extern "C-unwind" fn trash(l: *mut lua_State) -> c_int {
+unsafe fn trash(l: *mut lua_State) -> Result<c_int, Raise> {
     // SAFETY: a light userdata handed to trash is a payload the caller owns; freeing it
     // is the point of the call.
     unsafe {
         match ffi::lua_type(l, 1) {
             ffi::LUA_TSTRING => {}
             ffi::LUA_TLIGHTUSERDATA => {
-                ffi::luaL_checkinteger(l, 2);
+                arg_integer(l, 2)?;
                 message::payload_free(ffi::lua_touserdata(l, 1) as *mut u8);
             }
-            _ => {
-                let t = type_name(l, 1);
-                raise(l, format!("skynet.trash invalid param {t}"))
-            }
+            _ => return Err(raise!("skynet.trash invalid param {}", type_name(l, 1))),
         }
     }
-    0
+    Ok(0)
 }
 
 unsafe extern "C-unwind" fn now(l: *mut lua_State) -> c_int {
@@ -289,21 +280,18 @@ unsafe extern "C-unwind" fn hpc(l: *mut lua_State) -> c_int {
     1
 }
 
-unsafe extern "C-unwind" fn trace(l: *mut lua_State) -> c_int {
-    // SAFETY: argument checks raise before anything is owned; the debug API only reads
-    // the stack of a thread kept alive by the argument slot.
+unsafe fn trace(l: *mut lua_State) -> Result<c_int, Raise> {
+    // SAFETY: stack reads; the debug API only reads the stack of a thread kept alive by
+    // the argument slot, and raises nothing.
     unsafe {
-        let tag = String::from_utf8_lossy(lua::check_bytes(l, 1)).into_owned();
-        let user = String::from_utf8_lossy(lua::check_bytes(l, 2)).into_owned();
+        let tag = Lossy(arg_bytes(l, 1)?);
+        let user = Lossy(arg_bytes(l, 2)?);
         let mut line = format!("<TRACE {tag}> {} {user}", timer::hpc());
         if ffi::lua_isnoneornil(l, 3) == 0 {
             let (co, level) = if ffi::lua_type(l, 3) == ffi::LUA_TTHREAD {
-                (
-                    ffi::lua_tothread(l, 3),
-                    ffi::luaL_optinteger(l, 4, 1) as c_int,
-                )
+                (ffi::lua_tothread(l, 3), arg_opt_integer(l, 4, 1)? as c_int)
             } else {
-                (l, ffi::luaL_optinteger(l, 3, 1) as c_int)
+                (l, arg_opt_integer(l, 3, 1)? as c_int)
             };
             let mut frames = Vec::new();
             let mut ar: ffi::lua_Debug = std::mem::zeroed();
@@ -323,20 +311,20 @@ unsafe extern "C-unwind" fn trace(l: *mut lua_State) -> c_int {
         }
         logging::error(context(l).handle, line);
     }
-    0
+    Ok(0)
 }
 
 const FUNCS: &[(&CStr, lua::CFunction)] = &[
-    (c"send", send),
+    (c"send", lua_fn!(send)),
     (c"genid", genid),
-    (c"redirect", redirect),
-    (c"command", lcommand),
-    (c"intcommand", intcommand),
-    (c"addresscommand", addresscommand),
+    (c"redirect", lua_fn!(redirect)),
+    (c"command", lua_fn!(lcommand)),
+    (c"intcommand", lua_fn!(intcommand)),
+    (c"addresscommand", lua_fn!(addresscommand)),
     (c"error", error),
     (c"harbor", harbor),
     (c"callback", callback),
-    (c"trace", trace),
+    (c"trace", lua_fn!(trace)),
 ];
 
 const PLAIN: &[(&CStr, lua::CFunction)] = &[
@@ -344,7 +332,7 @@ const PLAIN: &[(&CStr, lua::CFunction)] = &[
     (c"pack", seri::pack),
     (c"unpack", seri::unpack),
     (c"packstring", seri::packstring),
-    (c"trash", trash),
+    (c"trash", lua_fn!(trash)),
     (c"now", now),
     (c"hpc", hpc),
 ];
@@ -354,14 +342,13 @@ const PLAIN: &[(&CStr, lua::CFunction)] = &[
 /// # Safety
 /// Called by Lua only (a `lua_CFunction`).
 pub unsafe extern "C-unwind" fn open(l: *mut lua_State) -> c_int {
-    // SAFETY: stack work on a live VM; the error raises with nothing owned.
+    // SAFETY: stack work on a live VM; this frame owns nothing when it raises.
     unsafe {
         ffi::lua_createtable(l, 0, (FUNCS.len() + PLAIN.len()) as c_int);
         if ffi::lua_getfield(l, ffi::LUA_REGISTRYINDEX, c"skynet_context".as_ptr())
             != ffi::LUA_TLIGHTUSERDATA
         {
-            ffi::lua_pushstring(l, c"Init skynet context first".as_ptr());
-            lua::raise_top(l);
+            raise!("Init skynet context first").raise(l);
         }
         let ctx = ffi::lua_touserdata(l, -1);
         ffi::lua_pop(l, 1);

@@ -17,7 +17,8 @@
 //! and passes them on (`socketdriver.send`, `netpack.tostring`, `skynet.trash`). The DATA
 //! buffer of the socket message is always freed by filter.
 
-use crate::lua::stack::{self as lua, push_bytes, raise};
+use crate::lua::raise::{arg_bytes, arg_integer, lua_fn, raise, Raise};
+use crate::lua::stack::{self as lua, push_bytes};
 use crate::message::{payload_alloc, payload_free, Payload};
 use crate::socket::record as sm;
 use mlua::ffi::{self, lua_State};
@@ -324,25 +325,22 @@ unsafe fn filter_data(l: *mut lua_State, fd: i32, buffer: *mut u8, size: i32) ->
 }
 
 /// `filter(queue, msg, sz)`.
-unsafe extern "C-unwind" fn filter(l: *mut lua_State) -> c_int {
-    // SAFETY: argument checks raise before anything is owned; `msg, sz` is a PTYPE_SOCKET
-    // payload (the dispatch contract of the "socket" protocol); then stack work.
+unsafe fn filter(l: *mut lua_State) -> Result<c_int, Raise> {
+    // SAFETY: `msg, sz` is a PTYPE_SOCKET payload (the dispatch contract of the "socket"
+    // protocol); then stack work.
     unsafe {
         let msg = ffi::lua_touserdata(l, 2) as *const u8;
-        let sz = ffi::luaL_checkinteger(l, 3) as i32;
+        let sz = arg_integer(l, 3)? as i32;
         if msg.is_null() {
-            let text = format!("userdata expected, got {}", lua::type_name(l, 2));
-            push_bytes(l, text.as_bytes());
-            drop(text);
-            return ffi::luaL_argerror(l, 2, ffi::lua_tolstring(l, -1, ptr::null_mut()));
+            return Err(Raise::Type(2, c"userdata"));
         }
         ffi::lua_settop(l, 1);
         let payload = std::slice::from_raw_parts(msg, sz.max(0) as usize);
         let Some(r) = sm::decode(payload) else {
-            return 1;
+            return Ok(1);
         };
         let id = r.id as ffi::lua_Integer;
-        match r.kind {
+        Ok(match r.kind {
             sm::DATA => filter_data(l, r.id, r.buffer, r.ud),
             sm::CONNECT => {
                 push_name(l, c"init");
@@ -384,7 +382,7 @@ unsafe extern "C-unwind" fn filter(l: *mut lua_State) -> c_int {
                 1
             }
             _ => 1,
-        }
+        })
     }
 }
 
@@ -406,26 +404,23 @@ unsafe extern "C-unwind" fn pop(l: *mut lua_State) -> c_int {
 }
 
 /// `pack(str)` / `pack(ptr, size)`: a new buffer with the 2-byte header, and its size.
-unsafe extern "C-unwind" fn pack(l: *mut lua_State) -> c_int {
-    // SAFETY: argument checks and errors happen before anything is owned; a pointer
-    // argument addresses `size` readable bytes (the caller's contract, as upstream); the
-    // new buffer has room for the header and the payload.
+unsafe fn pack(l: *mut lua_State) -> Result<c_int, Raise> {
+    // SAFETY: a pointer argument addresses `size` readable bytes (the caller's contract,
+    // as upstream); the new buffer has room for the header and the payload, and goes to
+    // Lua as a light userdata (pushing one allocates nothing).
     unsafe {
         let (src, len) = if ffi::lua_isuserdata(l, 1) != 0 {
             let p = ffi::lua_touserdata(l, 1) as *const u8;
-            (p, ffi::luaL_checkinteger(l, 2) as usize)
+            (p, arg_integer(l, 2)? as usize)
         } else {
-            let s = lua::check_bytes(l, 1);
+            let s = arg_bytes(l, 1)?;
             (s.as_ptr(), s.len())
         };
         if len > MAX_PACKET {
-            raise(
-                l,
-                format!("Invalid size (too long) of data : {}", len as i32),
-            );
+            return Err(raise!("Invalid size (too long) of data : {}", len as i32));
         }
         if src.is_null() && len > 0 {
-            return ffi::luaL_argerror(l, 1, c"null pointer".as_ptr());
+            return Err(Raise::arg(1, format_args!("null pointer")));
         }
         let out = payload_alloc(len + 2);
         let header = (len as u16).to_be_bytes();
@@ -436,7 +431,7 @@ unsafe extern "C-unwind" fn pack(l: *mut lua_State) -> c_int {
         ffi::lua_pushlightuserdata(l, out.cast());
         ffi::lua_pushinteger(l, (len + 2) as ffi::lua_Integer);
     }
-    2
+    Ok(2)
 }
 
 /// `tostring(ptr, size)`: the bytes as a string; frees `ptr`.
@@ -484,10 +479,10 @@ pub unsafe extern "C-unwind" fn open(l: *mut lua_State) -> c_int {
             l,
             &[
                 (c"pop", pop),
-                (c"pack", pack),
+                (c"pack", lua_fn!(pack)),
                 (c"clear", clear),
                 (c"tostring", tostring),
-                (c"filter", filter),
+                (c"filter", lua_fn!(filter)),
             ],
         );
     }

@@ -12,7 +12,8 @@
 //! itself may raise while it does so (a NaN table key, memory) cross only plain frames.
 //! The wire format is described in the project's `seri.md` spec.
 
-use crate::lua::stack::{push_bytes, raise, to_bytes};
+use crate::lua::raise::{raise, try_push_bytes, Raise};
+use crate::lua::stack::{push_bytes, to_bytes};
 use crate::message::{payload_alloc, payload_free, payload_realloc};
 use mlua::ffi::{self, lua_State};
 use std::ffi::{c_int, c_void, CStr};
@@ -160,7 +161,7 @@ impl Drop for Packed {
     }
 }
 
-/// Why [`pack_values`] failed. [`raise_pack_error`] turns it into the Lua error upstream
+/// Why [`pack_values`] failed. [`pack_error`] turns it into the Lua error upstream
 /// raises.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PackError {
@@ -460,34 +461,29 @@ pub unsafe fn pack_values(
     }
 }
 
-/// Raises the Lua error upstream raises for `err`.
+/// The Lua error upstream raises for `err`.
 ///
 /// # Safety
-/// As [`raise`]: `l` must be inside a protected call, nothing Rust-owned may be alive in
-/// the calling frames, and the stack needs two free slots (as [`pack_values`] leaves it in
-/// a C function). For [`PackError::Thrown`] the error value must be on top of the stack.
-pub unsafe fn raise_pack_error(l: *mut lua_State, err: PackError) -> ! {
-    let msg = match err {
-        PackError::TooDeep => "serialize can't pack too depth table".to_owned(),
-        PackError::StringTooLong => "serialize can't pack too long string".to_owned(),
+/// `l` must be a valid Lua state with a free stack slot (as [`pack_values`] leaves it in
+/// a C function); for [`PackError::Thrown`] the error value must be on top of the stack.
+unsafe fn pack_error(l: *mut lua_State, err: PackError) -> Raise {
+    match err {
+        PackError::TooDeep => raise!("serialize can't pack too depth table"),
+        PackError::StringTooLong => raise!("serialize can't pack too long string"),
         PackError::Unsupported(kind) => {
             // SAFETY: lua_typename returns a static C string for every type tag.
             let name = unsafe { CStr::from_ptr(ffi::lua_typename(l, kind)) };
-            format!("Unsupport type {} to serialize", name.to_string_lossy())
+            raise!("Unsupport type {} to serialize", name.to_string_lossy())
         }
         PackError::StackExhausted => {
             // SAFETY: upstream raises this exact text without a position prefix; the
             // stack has room for it (caller contract).
-            unsafe {
-                ffi::lua_pushstring(l, c"out of memory".as_ptr());
-                ffi::lua_error(l)
-            }
+            unsafe { ffi::lua_pushstring(l, c"out of memory".as_ptr()) };
+            Raise::Top
         }
-        // SAFETY: re-raises the original error value, whatever its type.
-        PackError::Thrown => unsafe { ffi::lua_error(l) },
-    };
-    // SAFETY: `msg` is moved into `raise`, which drops it before unwinding.
-    unsafe { raise(l, msg) }
+        // The original error value, whatever its type, is already on top.
+        PackError::Thrown => Raise::Top,
+    }
 }
 
 /// `skynet.pack(...)`: returns a payload buffer (light userdata, owned by the caller) and
@@ -512,8 +508,9 @@ pub unsafe extern "C-unwind" fn pack(l: *mut lua_State) -> c_int {
         }
         Err(err) => err,
     };
-    // SAFETY: the buffer is already freed and `err` is plain data.
-    unsafe { raise_pack_error(l, err) }
+    // SAFETY: the buffer is already freed and `err` is plain data: this frame owns
+    // nothing.
+    unsafe { pack_error(l, err).raise(l) }
 }
 
 /// `skynet.packstring(...)`: the bytes `pack` would produce, as a Lua string.
@@ -526,21 +523,26 @@ pub unsafe extern "C-unwind" fn packstring(l: *mut lua_State) -> c_int {
     // SAFETY: as above.
     let err = match unsafe { pack_values(l, 1, top) } {
         Ok(packed) => {
-            // Taken out of `Packed` so that no destructor is pending if pushing the string
-            // runs out of memory and unwinds (the buffer then leaks, as upstream's does).
+            // Taken out of `Packed`: this frame must own nothing when it raises.
             let (data, size) = packed.into_raw();
-            // SAFETY: `data` holds `size` encoded bytes; Lua copies them, then the buffer
-            // is released exactly once.
-            unsafe {
-                push_bytes(l, slice::from_raw_parts(data, size));
+            // SAFETY: `data` holds `size` encoded bytes; Lua copies them without raising,
+            // then the buffer is released exactly once.
+            let pushed = unsafe {
+                let pushed = try_push_bytes(l, slice::from_raw_parts(data, size));
                 payload_free(data);
+                pushed
+            };
+            match pushed {
+                Ok(()) => return 1,
+                Err(err) => err,
             }
-            return 1;
         }
-        Err(err) => err,
+        // SAFETY: see `pack_error`.
+        Err(err) => unsafe { pack_error(l, err) },
     };
-    // SAFETY: the buffer is already freed and `err` is plain data.
-    unsafe { raise_pack_error(l, err) }
+    // SAFETY: the buffer is already freed and `err` is plain data: this frame owns
+    // nothing.
+    unsafe { err.raise(l) }
 }
 
 /// A malformed stream: `remaining` bytes were left unread where decoding stopped.
@@ -794,7 +796,7 @@ pub unsafe extern "C-unwind" fn unpack(l: *mut lua_State) -> c_int {
     }
     if data.is_null() {
         // SAFETY: nothing is owned at this point.
-        unsafe { raise(l, "deserialize null pointer".to_owned()) }
+        unsafe { raise!("deserialize null pointer").raise(l) }
     }
     // A negative size describes no bytes at all.
     let Ok(len) = usize::try_from(size) else {
@@ -809,8 +811,8 @@ pub unsafe extern "C-unwind" fn unpack(l: *mut lua_State) -> c_int {
             Err(err) => err,
         }
     };
-    // SAFETY: `err` is plain data; `raise` owns the message it is given.
-    unsafe { raise(l, err.to_string()) }
+    // SAFETY: `err` is plain data: this frame owns nothing.
+    unsafe { raise!("{err}").raise(l) }
 }
 
 #[cfg(test)]

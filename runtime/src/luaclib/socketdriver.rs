@@ -8,7 +8,11 @@
 //! but not needed here.
 
 use crate::context::Context;
-use crate::lua::stack::{self as lua, push_bytes, raise, to_bytes, type_name};
+use crate::lua::raise::{
+    arg_bytes, arg_integer, arg_opt_integer, arg_type, lua_fn, protect, push_fmt, raise,
+    try_push_bytes, Lossy, Raise,
+};
+use crate::lua::stack::{self as lua, push_bytes, to_bytes, type_name};
 use crate::message::{self, Payload};
 use crate::socket::record;
 use crate::socket::{self, Priority, SendBuffer};
@@ -76,14 +80,15 @@ unsafe fn context<'a>(l: *mut lua_State) -> &'a Context {
 }
 
 /// The buffer at `idx`, or the error with upstream's text.
-unsafe fn buffer<'a>(l: *mut lua_State, idx: c_int, message: &str) -> &'a mut RecvBuffer {
+unsafe fn buffer<'a>(
+    l: *mut lua_State,
+    idx: c_int,
+    message: &'static str,
+) -> Result<&'a mut RecvBuffer, Raise> {
     // SAFETY: luaL_testudata checks the metatable, so the block holds a RecvBuffer.
     unsafe {
         let p = ffi::luaL_testudata(l, idx, BUFFER_META.as_ptr()) as *mut RecvBuffer;
-        if p.is_null() {
-            raise(l, message.to_owned());
-        }
-        &mut *p
+        p.as_mut().ok_or_else(|| raise!("{message}"))
     }
 }
 
@@ -113,82 +118,84 @@ unsafe extern "C-unwind" fn new_buffer(l: *mut lua_State) -> c_int {
     1
 }
 
-unsafe extern "C-unwind" fn push(l: *mut lua_State) -> c_int {
-    // SAFETY: checks raise before ownership of the payload is taken.
+unsafe fn push(l: *mut lua_State) -> Result<c_int, Raise> {
+    // SAFETY: every check passes before the payload is taken over.
     unsafe {
-        let b = buffer(l, 1, "need buffer object at param 1");
-        ffi::luaL_checktype(l, 2, ffi::LUA_TTABLE);
+        let b = buffer(l, 1, "need buffer object at param 1")?;
+        arg_type(l, 2, ffi::LUA_TTABLE)?;
         let p = ffi::lua_touserdata(l, 3) as *mut u8;
         if p.is_null() {
-            raise(l, "need message block at param 3".to_owned());
+            return Err(raise!("need message block at param 3"));
         }
-        let sz = ffi::luaL_checkinteger(l, 4).max(0) as usize;
+        let sz = arg_integer(l, 4)?.max(0) as usize;
         b.chunks.push_back(Payload::from_raw(p, sz));
         b.size += sz;
         ffi::lua_pushinteger(l, b.size as ffi::lua_Integer);
     }
-    1
+    Ok(1)
 }
 
-unsafe extern "C-unwind" fn pop(l: *mut lua_State) -> c_int {
-    // SAFETY: checks raise before anything is owned; the Vec is dropped before return.
+unsafe fn pop(l: *mut lua_State) -> Result<c_int, Raise> {
+    // SAFETY: stack work; the bytes taken out are pushed without raising.
     unsafe {
-        let b = buffer(l, 1, "Need buffer object at param 1");
-        let sz = ffi::luaL_checkinteger(l, 3);
+        let b = buffer(l, 1, "Need buffer object at param 1")?;
+        let sz = arg_integer(l, 3)?;
         if sz <= 0 || b.size < sz as usize {
             ffi::lua_pushnil(l);
         } else {
             let mut out = Vec::with_capacity(sz as usize);
             b.take(sz as usize, &mut out);
-            push_bytes(l, &out);
+            try_push_bytes(l, &out)?;
         }
         ffi::lua_pushinteger(l, b.size as ffi::lua_Integer);
     }
-    2
+    Ok(2)
 }
 
-unsafe extern "C-unwind" fn readall(l: *mut lua_State) -> c_int {
+unsafe fn readall(l: *mut lua_State) -> Result<c_int, Raise> {
     // SAFETY: as pop.
     unsafe {
-        let b = buffer(l, 1, "Need buffer object at param 1");
+        let b = buffer(l, 1, "Need buffer object at param 1")?;
         let mut out = Vec::with_capacity(b.size);
         b.take(b.size, &mut out);
-        push_bytes(l, &out);
+        try_push_bytes(l, &out)?;
     }
-    1
+    Ok(1)
 }
 
-unsafe extern "C-unwind" fn readline(l: *mut lua_State) -> c_int {
-    // SAFETY: as pop.
+unsafe fn readline(l: *mut lua_State) -> Result<c_int, Raise> {
+    // SAFETY: as pop; the separator stays on the stack.
     unsafe {
-        let b = buffer(l, 1, "Need buffer object at param 1");
+        let b = buffer(l, 1, "Need buffer object at param 1")?;
         let check_only = ffi::lua_type(l, 2) != ffi::LUA_TTABLE;
-        let sep = lua::check_bytes(l, 3);
-        let Some(at) = b.find(sep) else { return 0 };
+        let sep = arg_bytes(l, 3)?;
+        let Some(at) = b.find(sep) else {
+            return Ok(0);
+        };
         if check_only {
             ffi::lua_pushboolean(l, 1);
-            return 1;
+            return Ok(1);
         }
         let mut out = Vec::with_capacity(at + sep.len());
         b.take(at + sep.len(), &mut out);
-        push_bytes(l, &out[..at]);
+        try_push_bytes(l, &out[..at])?;
     }
-    1
+    Ok(1)
 }
 
-unsafe extern "C-unwind" fn clear(l: *mut lua_State) -> c_int {
+unsafe fn clear(l: *mut lua_State) -> Result<c_int, Raise> {
     // SAFETY: as pop.
     unsafe {
-        if ffi::lua_isnoneornil(l, 1) != 0 {
-            return 0;
+        if ffi::lua_isnoneornil(l, 1) == 0 {
+            buffer(l, 1, "Need buffer object at param 1")?.clear();
         }
-        buffer(l, 1, "Need buffer object at param 1").clear();
     }
-    0
+    Ok(0)
 }
 
 unsafe extern "C-unwind" fn drop_data(l: *mut lua_State) -> c_int {
-    // SAFETY: the pointer is a DATA/UDP payload the caller owns and gives up here.
+    // SAFETY: the argument check raises before anything is owned; the pointer is a
+    // DATA/UDP payload the caller owns and gives up here.
     unsafe {
         let p = ffi::lua_touserdata(l, 1) as *mut u8;
         ffi::luaL_checkinteger(l, 2);
@@ -198,7 +205,8 @@ unsafe extern "C-unwind" fn drop_data(l: *mut lua_State) -> c_int {
 }
 
 unsafe extern "C-unwind" fn str2p(l: *mut lua_State) -> c_int {
-    // SAFETY: the new payload goes to Lua as a light userdata the caller owns.
+    // SAFETY: the argument check raises before anything is owned; the new payload goes
+    // to Lua as a light userdata the caller owns (pushing one allocates nothing).
     unsafe {
         let s = lua::check_bytes(l, 1);
         let p = message::payload_from(s);
@@ -208,23 +216,22 @@ unsafe extern "C-unwind" fn str2p(l: *mut lua_State) -> c_int {
     2
 }
 
-unsafe extern "C-unwind" fn header(l: *mut lua_State) -> c_int {
-    // SAFETY: stack reads; the error owns only its message.
+unsafe fn header(l: *mut lua_State) -> Result<c_int, Raise> {
+    // SAFETY: a stack read; pushing a number allocates nothing.
     unsafe {
-        let s = lua::check_bytes(l, 1);
+        let s = arg_bytes(l, 1)?;
         if s.is_empty() || s.len() > 4 {
-            let shown = String::from_utf8_lossy(s).into_owned();
-            raise(l, format!("Invalid read {shown}"));
+            return Err(raise!("Invalid read {}", Lossy(s)));
         }
         let v = s.iter().fold(0u32, |acc, b| (acc << 8) | *b as u32);
         ffi::lua_pushinteger(l, v as ffi::lua_Integer);
     }
-    1
+    Ok(1)
 }
 
 unsafe extern "C-unwind" fn unpack(l: *mut lua_State) -> c_int {
-    // SAFETY: the argument is a PTYPE_SOCKET payload of `sz` bytes (the dispatch
-    // contract of the "socket" protocol).
+    // SAFETY: the argument check raises before anything is owned; the argument is a
+    // PTYPE_SOCKET payload of `sz` bytes (the dispatch contract of the "socket" protocol).
     unsafe {
         let p = ffi::lua_touserdata(l, 1) as *const u8;
         let sz = ffi::luaL_checkinteger(l, 2).max(0) as usize;
@@ -235,35 +242,26 @@ unsafe extern "C-unwind" fn unpack(l: *mut lua_State) -> c_int {
     }
 }
 
-/// Host and port from `(addr [, port])` at `idx`, or raises.
-unsafe fn address(l: *mut lua_State, idx: c_int) -> (String, u16) {
-    // SAFETY: stack reads; errors raise after the owned values are dropped.
+/// Host and port from `(addr [, port])` at `idx`.
+unsafe fn address(l: *mut lua_State, idx: c_int) -> Result<(String, u16), Raise> {
+    // SAFETY: stack reads; the address string stays on the stack.
     unsafe {
-        let addr = String::from_utf8_lossy(lua::check_bytes(l, idx)).into_owned();
+        let addr = String::from_utf8_lossy(arg_bytes(l, idx)?);
         if ffi::lua_isnoneornil(l, idx + 1) != 0 {
-            match socket::parse_address(&addr) {
-                Ok(hp) => hp,
-                Err(e) => {
-                    let msg = e.to_string();
-                    drop(addr);
-                    raise(l, msg)
-                }
-            }
+            socket::parse_address(&addr).map_err(|e| raise!("{e}"))
         } else {
-            let port = ffi::luaL_optinteger(l, idx + 1, 0) as u16;
-            (addr, port)
+            let port = arg_opt_integer(l, idx + 1, 0)? as u16;
+            Ok((addr.into_owned(), port))
         }
     }
 }
 
-unsafe extern "C-unwind" fn connect(l: *mut lua_State) -> c_int {
-    // SAFETY: argument checks raise before the host string matters; it is dropped
-    // before the one raise after it.
+unsafe fn connect(l: *mut lua_State) -> Result<c_int, Raise> {
+    // SAFETY: stack work on the service's VM; pushing a number allocates nothing.
     unsafe {
-        let (host, port) = address(l, 1);
+        let (host, port) = address(l, 1)?;
         if port == 0 {
-            drop(host);
-            raise(l, "Invalid port".to_owned());
+            return Err(raise!("Invalid port"));
         }
         let id = if host.len() >= 232 {
             crate::logging::error(
@@ -276,26 +274,23 @@ unsafe extern "C-unwind" fn connect(l: *mut lua_State) -> c_int {
         };
         ffi::lua_pushinteger(l, id as ffi::lua_Integer);
     }
-    1
+    Ok(1)
 }
 
-unsafe extern "C-unwind" fn listen(l: *mut lua_State) -> c_int {
+unsafe fn listen(l: *mut lua_State) -> Result<c_int, Raise> {
     // SAFETY: as connect.
     unsafe {
-        let (host, port) = address(l, 1);
-        let backlog = ffi::luaL_optinteger(l, 3, BACKLOG as ffi::lua_Integer) as i32;
-        let result = socket::listen(context(l).handle, &host, port, backlog);
-        drop(host);
-        match result {
-            Ok(id) => ffi::lua_pushinteger(l, id as ffi::lua_Integer),
-            Err(_) => raise(l, "Listen error".to_owned()),
-        }
+        let (host, port) = address(l, 1)?;
+        let backlog = arg_opt_integer(l, 3, BACKLOG as ffi::lua_Integer)? as i32;
+        let id = socket::listen(context(l).handle, &host, port, backlog)
+            .map_err(|_| raise!("Listen error"))?;
+        ffi::lua_pushinteger(l, id as ffi::lua_Integer);
     }
-    1
+    Ok(1)
 }
 
 unsafe fn id_arg(l: *mut lua_State) -> i32 {
-    // SAFETY: luaL_checkinteger raises on a bad argument.
+    // SAFETY: luaL_checkinteger raises on a bad argument; every caller owns nothing yet.
     unsafe { ffi::luaL_checkinteger(l, 1) as i32 }
 }
 
@@ -330,7 +325,7 @@ unsafe extern "C-unwind" fn nodelay(l: *mut lua_State) -> c_int {
 }
 
 unsafe extern "C-unwind" fn bind(l: *mut lua_State) -> c_int {
-    // SAFETY: argument check, then a queued request.
+    // SAFETY: the argument check raises before anything is owned; then a queued request.
     unsafe {
         let fd = ffi::luaL_checkinteger(l, 1) as i32;
         let id = socket::bind(context(l).handle, fd);
@@ -340,30 +335,34 @@ unsafe extern "C-unwind" fn bind(l: *mut lua_State) -> c_int {
 }
 
 /// The send buffer forms of §3.3 at `idx`.
-unsafe fn send_buffer(l: *mut lua_State, idx: c_int) -> SendBuffer {
-    // SAFETY: argument checks raise before anything is owned, except the table form,
-    // whose strings are all checked before the Vec is built.
+unsafe fn send_buffer(l: *mut lua_State, idx: c_int) -> Result<SendBuffer, Raise> {
+    // SAFETY: stack reads; a full userdata is read within its size, a light one is a
+    // payload the caller hands over once every check passed.
     unsafe {
         match ffi::lua_type(l, idx) {
-            ffi::LUA_TSTRING => SendBuffer::Bytes(to_bytes(l, idx).unwrap_or(b"").to_vec()),
+            ffi::LUA_TSTRING => Ok(SendBuffer::Bytes(to_bytes(l, idx).unwrap_or(b"").to_vec())),
             ffi::LUA_TLIGHTUSERDATA => {
                 let p = ffi::lua_touserdata(l, idx) as *mut u8;
-                let sz = ffi::luaL_checkinteger(l, idx + 1);
+                let sz = arg_integer(l, idx + 1)?;
                 if sz < 0 {
-                    raise(l, "Invalid size of user object".to_owned());
+                    return Err(raise!("Invalid size of user object"));
                 }
-                SendBuffer::Payload(Payload::from_raw(p, sz as usize))
+                Ok(SendBuffer::Payload(Payload::from_raw(p, sz as usize)))
             }
             ffi::LUA_TUSERDATA => {
                 let p = ffi::lua_touserdata(l, idx) as *const u8;
                 let raw = ffi::lua_rawlen(l, idx) as ffi::lua_Integer;
-                let sz = ffi::luaL_optinteger(l, idx + 1, raw).clamp(0, raw) as usize;
-                SendBuffer::Bytes(std::slice::from_raw_parts(p, sz).to_vec())
+                let sz = arg_opt_integer(l, idx + 1, raw)?.clamp(0, raw) as usize;
+                Ok(SendBuffer::Bytes(
+                    std::slice::from_raw_parts(p, sz).to_vec(),
+                ))
             }
             ffi::LUA_TTABLE => {
+                // Every element is checked before the buffer exists; a raw table walk
+                // runs no Lua code.
                 let mut n = 1;
                 while ffi::lua_geti(l, idx, n) != ffi::LUA_TNIL {
-                    ffi::luaL_checklstring(l, -1, std::ptr::null_mut());
+                    arg_bytes(l, -1)?;
                     ffi::lua_pop(l, 1);
                     n += 1;
                 }
@@ -374,158 +373,149 @@ unsafe fn send_buffer(l: *mut lua_State, idx: c_int) -> SendBuffer {
                     out.extend_from_slice(to_bytes(l, -1).unwrap_or(b""));
                     ffi::lua_pop(l, 1);
                 }
-                SendBuffer::Bytes(out)
+                Ok(SendBuffer::Bytes(out))
             }
-            _ => {
-                let t = type_name(l, idx);
-                raise(l, format!("invalid param {t}"))
-            }
+            _ => Err(raise!("invalid param {}", type_name(l, idx))),
         }
     }
 }
 
-unsafe fn send_with(l: *mut lua_State, priority: Priority) -> c_int {
-    // SAFETY: see send_buffer.
+unsafe fn send_with(l: *mut lua_State, priority: Priority) -> Result<c_int, Raise> {
+    // SAFETY: stack reads; pushing a boolean allocates nothing.
     unsafe {
-        let id = id_arg(l);
-        let buf = send_buffer(l, 2);
+        let id = arg_integer(l, 1)? as i32;
+        let buf = send_buffer(l, 2)?;
         ffi::lua_pushboolean(l, socket::send(id, buf, priority) as c_int);
     }
-    1
+    Ok(1)
 }
 
-unsafe extern "C-unwind" fn send(l: *mut lua_State) -> c_int {
+unsafe fn send(l: *mut lua_State) -> Result<c_int, Raise> {
     // SAFETY: forwarded.
     unsafe { send_with(l, Priority::High) }
 }
 
-unsafe extern "C-unwind" fn lsend(l: *mut lua_State) -> c_int {
+unsafe fn lsend(l: *mut lua_State) -> Result<c_int, Raise> {
     // SAFETY: forwarded.
     unsafe { send_with(l, Priority::Low) }
 }
 
-unsafe extern "C-unwind" fn resolve(l: *mut lua_State) -> c_int {
-    // SAFETY: the host string is dropped before the error raises.
+/// Pushes a table of the addresses' IPs, as text.
+unsafe fn push_ips(l: *mut lua_State, addrs: &[std::net::SocketAddr]) {
+    // SAFETY: stack work; the text is formatted inline, so this frame owns nothing.
     unsafe {
-        let host = String::from_utf8_lossy(lua::check_bytes(l, 1)).into_owned();
-        let found = std::net::ToSocketAddrs::to_socket_addrs(&(host.as_str(), 0));
-        drop(host);
-        match found {
-            Ok(addrs) => {
-                ffi::lua_newtable(l);
-                for (i, a) in addrs.enumerate() {
-                    push_bytes(l, a.ip().to_string().as_bytes());
-                    ffi::lua_rawseti(l, -2, (i + 1) as ffi::lua_Integer);
-                }
-            }
-            Err(e) => {
-                let text = e.to_string();
-                let text = text
-                    .strip_prefix("failed to lookup address information: ")
-                    .unwrap_or(&text)
-                    .to_owned();
-                raise(l, text)
-            }
+        ffi::lua_createtable(l, addrs.len() as c_int, 0);
+        for (i, a) in addrs.iter().enumerate() {
+            push_fmt(l, format_args!("{}", a.ip()));
+            ffi::lua_rawseti(l, -2, (i + 1) as ffi::lua_Integer);
         }
     }
-    1
 }
 
-unsafe extern "C-unwind" fn udp(l: *mut lua_State) -> c_int {
-    // SAFETY: argument checks raise before the owned host is created; it is dropped
-    // before the error raises.
+unsafe fn resolve(l: *mut lua_State) -> Result<c_int, Raise> {
+    // SAFETY: stack reads; the table is built under `protect` while the addresses are
+    // owned here.
+    unsafe {
+        let host = String::from_utf8_lossy(arg_bytes(l, 1)?);
+        let addrs: Vec<std::net::SocketAddr> =
+            match std::net::ToSocketAddrs::to_socket_addrs(&(&*host, 0)) {
+                Ok(found) => found.collect(),
+                Err(e) => {
+                    let text = e.to_string();
+                    return Err(raise!(
+                        "{}",
+                        text.strip_prefix("failed to lookup address information: ")
+                            .unwrap_or(&text)
+                    ));
+                }
+            };
+        protect(l, &addrs[..], push_ips)?;
+    }
+    Ok(1)
+}
+
+unsafe fn udp(l: *mut lua_State) -> Result<c_int, Raise> {
+    // SAFETY: stack work on the service's VM; pushing a number allocates nothing.
     unsafe {
         let local = if ffi::lua_isnoneornil(l, 1) != 0 {
             None
         } else {
-            Some(address(l, 1))
+            Some(address(l, 1)?)
         };
-        let result = socket::udp(
+        let id = socket::udp(
             context(l).handle,
             local.as_ref().map(|(h, p)| (h.as_str(), *p)),
-        );
-        drop(local);
-        match result {
-            Ok(id) => ffi::lua_pushinteger(l, id as ffi::lua_Integer),
-            Err(_) => raise(l, "udp init failed".to_owned()),
-        }
+        )
+        .map_err(|_| raise!("udp init failed"))?;
+        ffi::lua_pushinteger(l, id as ffi::lua_Integer);
     }
-    1
+    Ok(1)
 }
 
-unsafe extern "C-unwind" fn udp_connect(l: *mut lua_State) -> c_int {
-    // SAFETY: as udp.
+unsafe fn udp_connect(l: *mut lua_State) -> Result<c_int, Raise> {
+    // SAFETY: stack reads.
     unsafe {
-        let id = id_arg(l);
-        let (host, port) = address(l, 2);
-        let result = socket::udp_connect(id, &host, port);
-        drop(host);
-        if result.is_err() {
-            raise(l, "udp connect failed".to_owned());
-        }
+        let id = arg_integer(l, 1)? as i32;
+        let (host, port) = address(l, 2)?;
+        socket::udp_connect(id, &host, port).map_err(|_| raise!("udp connect failed"))?;
     }
-    0
+    Ok(0)
 }
 
 /// `udp_dial` and `udp_listen`: a new socket from `(addr [, port])`.
 unsafe fn new_udp(
     l: *mut lua_State,
     make: fn(u32, &str, u16) -> std::io::Result<i32>,
-    failure: &str,
+    failure: &'static str,
     port_needed: bool,
-) -> c_int {
+) -> Result<c_int, Raise> {
     // SAFETY: as udp.
     unsafe {
-        let (host, port) = address(l, 1);
+        let (host, port) = address(l, 1)?;
         if port_needed && port == 0 {
-            drop(host);
-            raise(l, "Invalid port".to_owned());
+            return Err(raise!("Invalid port"));
         }
-        let result = make(context(l).handle, &host, port);
-        drop(host);
-        match result {
-            Ok(id) => ffi::lua_pushinteger(l, id as ffi::lua_Integer),
-            Err(_) => raise(l, failure.to_owned()),
-        }
+        let id = make(context(l).handle, &host, port).map_err(|_| raise!("{failure}"))?;
+        ffi::lua_pushinteger(l, id as ffi::lua_Integer);
     }
-    1
+    Ok(1)
 }
 
-unsafe extern "C-unwind" fn udp_dial(l: *mut lua_State) -> c_int {
+unsafe fn udp_dial(l: *mut lua_State) -> Result<c_int, Raise> {
     // SAFETY: forwarded.
     unsafe { new_udp(l, socket::udp_dial, "udp dial host failed", false) }
 }
 
-unsafe extern "C-unwind" fn udp_listen(l: *mut lua_State) -> c_int {
+unsafe fn udp_listen(l: *mut lua_State) -> Result<c_int, Raise> {
     // SAFETY: forwarded.
     unsafe { new_udp(l, socket::udp_listen, "udp listen host failed", true) }
 }
 
-unsafe extern "C-unwind" fn udp_send(l: *mut lua_State) -> c_int {
-    // SAFETY: argument checks raise before the buffer is taken over.
+unsafe fn udp_send(l: *mut lua_State) -> Result<c_int, Raise> {
+    // SAFETY: stack reads; the buffer is taken over once every check passed.
     unsafe {
-        let id = id_arg(l);
-        let to = socket::decode_udp_address(lua::check_bytes(l, 2));
-        let buf = send_buffer(l, 3);
+        let id = arg_integer(l, 1)? as i32;
+        let to = socket::decode_udp_address(arg_bytes(l, 2)?);
+        let buf = send_buffer(l, 3)?;
         let sent = match to {
             Some(to) => socket::udp_send(id, to, buf),
             None => false,
         };
         ffi::lua_pushboolean(l, sent as c_int);
     }
-    1
+    Ok(1)
 }
 
-unsafe extern "C-unwind" fn udp_address(l: *mut lua_State) -> c_int {
-    // SAFETY: the error owns nothing.
+unsafe fn udp_address(l: *mut lua_State) -> Result<c_int, Raise> {
+    // SAFETY: a stack read; the text is formatted inline.
     unsafe {
-        let Some(addr) = socket::decode_udp_address(lua::check_bytes(l, 1)) else {
-            raise(l, "Invalid udp address".to_owned())
+        let Some(addr) = socket::decode_udp_address(arg_bytes(l, 1)?) else {
+            return Err(raise!("Invalid udp address"));
         };
-        push_bytes(l, addr.ip().to_string().as_bytes());
+        push_fmt(l, format_args!("{}", addr.ip()));
         ffi::lua_pushinteger(l, addr.port() as ffi::lua_Integer);
     }
-    2
+    Ok(2)
 }
 
 unsafe fn set_int(l: *mut lua_State, key: &CStr, v: i64) {
@@ -544,10 +534,10 @@ unsafe fn set_str(l: *mut lua_State, key: &CStr, v: &str) {
     }
 }
 
-unsafe extern "C-unwind" fn info(l: *mut lua_State) -> c_int {
-    // SAFETY: stack work on a live VM.
+/// Pushes the table `info` returns.
+unsafe fn push_info(l: *mut lua_State, all: &[socket::SocketInfo]) {
+    // SAFETY: stack work; every string pushed is borrowed, so this frame owns nothing.
     unsafe {
-        let all = socket::info();
         ffi::lua_createtable(l, all.len() as c_int, 0);
         for (i, s) in all.iter().enumerate() {
             ffi::lua_newtable(l);
@@ -576,7 +566,12 @@ unsafe extern "C-unwind" fn info(l: *mut lua_State) -> c_int {
             ffi::lua_rawseti(l, -2, (i + 1) as ffi::lua_Integer);
         }
     }
-    1
+}
+
+unsafe fn info(l: *mut lua_State) -> Result<c_int, Raise> {
+    // SAFETY: the table is built under `protect` while the list is owned here.
+    unsafe { protect(l, &socket::info()[..], push_info)? };
+    Ok(1)
 }
 
 /// `require "skynet.socketdriver"`.
@@ -584,50 +579,49 @@ unsafe extern "C-unwind" fn info(l: *mut lua_State) -> c_int {
 /// # Safety
 /// Called by Lua only (a `lua_CFunction`).
 pub unsafe extern "C-unwind" fn open(l: *mut lua_State) -> c_int {
-    // SAFETY: stack work on a live VM; the error raises with nothing owned.
+    // SAFETY: stack work on a live VM; this frame owns nothing when it raises.
     unsafe {
         lua::new_lib(
             l,
             &[
                 (c"buffer", new_buffer),
-                (c"push", push),
-                (c"pop", pop),
+                (c"push", lua_fn!(push)),
+                (c"pop", lua_fn!(pop)),
                 (c"drop", drop_data),
-                (c"readall", readall),
-                (c"clear", clear),
-                (c"readline", readline),
+                (c"readall", lua_fn!(readall)),
+                (c"clear", lua_fn!(clear)),
+                (c"readline", lua_fn!(readline)),
                 (c"str2p", str2p),
-                (c"header", header),
+                (c"header", lua_fn!(header)),
                 (c"unpack", unpack),
-                (c"resolve", resolve),
-                (c"udp_address", udp_address),
-                (c"info", info),
-                (c"udp_send", udp_send),
-                (c"udp_connect", udp_connect),
+                (c"resolve", lua_fn!(resolve)),
+                (c"udp_address", lua_fn!(udp_address)),
+                (c"info", lua_fn!(info)),
+                (c"udp_send", lua_fn!(udp_send)),
+                (c"udp_connect", lua_fn!(udp_connect)),
             ],
         );
         if ffi::lua_getfield(l, ffi::LUA_REGISTRYINDEX, c"skynet_context".as_ptr())
             != ffi::LUA_TLIGHTUSERDATA
         {
-            ffi::lua_pushstring(l, c"Init skynet context first".as_ptr());
-            lua::raise_top(l);
+            raise!("Init skynet context first").raise(l);
         }
         let ctx = ffi::lua_touserdata(l, -1);
         ffi::lua_pop(l, 1);
         let with_context: &[(&CStr, lua::CFunction)] = &[
-            (c"connect", connect),
+            (c"connect", lua_fn!(connect)),
             (c"close", close),
             (c"shutdown", shutdown),
-            (c"listen", listen),
-            (c"send", send),
-            (c"lsend", lsend),
+            (c"listen", lua_fn!(listen)),
+            (c"send", lua_fn!(send)),
+            (c"lsend", lua_fn!(lsend)),
             (c"bind", bind),
             (c"start", start),
             (c"pause", pause),
             (c"nodelay", nodelay),
-            (c"udp", udp),
-            (c"udp_dial", udp_dial),
-            (c"udp_listen", udp_listen),
+            (c"udp", lua_fn!(udp)),
+            (c"udp_dial", lua_fn!(udp_dial)),
+            (c"udp_listen", lua_fn!(udp_listen)),
         ];
         for (name, f) in with_context {
             ffi::lua_pushlightuserdata(l, ctx);
