@@ -1,19 +1,26 @@
 //! The socket server: one thread that owns every socket, driven by mio.
 //!
 //! Services never see file descriptors, only socket ids. The functions here are what
-//! `skynet.socketdriver` calls from worker threads: each reserves an id (synchronously,
-//! so `listen`/`connect` return it at once) and queues a [`Request`] for the socket
-//! thread, which wakes through a mio `Waker`. Everything a socket does is reported to
-//! its owner service as a PTYPE_SOCKET message (source 0, session 0).
+//! `skynet.socketdriver` and `gate` call from worker threads: each reserves an id
+//! (synchronously, so `listen`/`connect` return it at once) and queues a [`Request`] for
+//! the socket thread, which wakes through a mio `Waker`. Everything a socket does is
+//! reported to its owner service as an [`Event`], handed to the [`Node`].
 //!
 //! Ids come from a counter that only moves forward (skipping ids still alive), as
 //! upstream's, but there is no fixed table: the limit is the process's descriptors.
+//!
+//! This module owns the request queue, the id registry and the [`Node`] interface; the
+//! socket thread itself is in `server.rs`, address arguments and their resolution in
+//! `address.rs`, the PTYPE_SOCKET record in `record.rs`. It sits below the services and
+//! the scheduler and knows nothing of them (it imports nothing of this crate above
+//! [`crate::message`]): what it needs from the node it gets through [`Node`].
 
 mod address;
 pub mod record;
 mod server;
 
 pub use address::{decode_udp_address, encode_udp_address, parse_address, AddressError};
+pub use record::Event;
 
 use crate::message::Payload;
 use crossbeam::channel::{self, Receiver, Sender};
@@ -143,6 +150,30 @@ static REGISTRY: LazyLock<Registry> = LazyLock::new(|| Registry {
     live: Mutex::new(HashMap::new()),
 });
 
+/// What the socket server needs from the node it runs in: all of it, so that this module
+/// imports nothing above [`crate::message`].
+///
+/// Three calls, because the socket thread does three things that reach outside: it
+/// reports events to services, it logs (upstream's `skynet_error(NULL, ...)` lines), and
+/// it stamps reads and writes with the node's time for `socketdriver.info()` (upstream's
+/// timer thread pushes that time into its socket server). Waking a sleeping worker is
+/// part of [`Node::deliver`], not a call of its own: the socket thread wakes workers for
+/// nothing but a delivered event (upstream's socket thread also wakes one after each
+/// forwarded message), so a separate call would only be a way to forget it.
+///
+/// A trait object rather than generics: the server is started once, and the dynamic
+/// call costs nothing next to a queue push; tests give the server a node of their own.
+pub trait Node: Send + Sync + 'static {
+    /// Hands `event` to service `owner` as its PTYPE_SOCKET message
+    /// ([`Event::into_message`]) and wakes a worker if all sleep. When there is no such
+    /// service the event is dropped, which frees its DATA/UDP buffer.
+    fn deliver(&self, owner: u32, event: Event);
+    /// Logs one line as the node's error log does, with source 0.
+    fn log(&self, text: &str);
+    /// The node's time in centiseconds since boot (`skynet.now()`).
+    fn now(&self) -> u64;
+}
+
 struct Channel {
     tx: Sender<Request>,
     waker: Arc<mio::Waker>,
@@ -150,15 +181,21 @@ struct Channel {
 
 static CHANNEL: OnceLock<Channel> = OnceLock::new();
 
-/// Starts the socket thread; call once at boot.
-pub fn start() -> std::io::Result<std::thread::JoinHandle<()>> {
+/// Starts the socket thread, which reports to `node`; call once at boot.
+pub fn start(node: Arc<dyn Node>) -> std::io::Result<std::thread::JoinHandle<()>> {
     let (tx, rx): (Sender<Request>, Receiver<Request>) = channel::unbounded();
     let poll = mio::Poll::new()?;
     let waker = Arc::new(mio::Waker::new(poll.registry(), server::WAKER)?);
-    let _ = CHANNEL.set(Channel { tx, waker });
+    // A second server would get requests no service can address: refuse it.
+    if CHANNEL.set(Channel { tx, waker }).is_err() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::AlreadyExists,
+            "the socket server is already running",
+        ));
+    }
     std::thread::Builder::new()
         .name("socket".into())
-        .spawn(move || server::run(poll, rx))
+        .spawn(move || server::run(poll, rx, node))
 }
 
 /// Asks the socket thread to close everything and stop.

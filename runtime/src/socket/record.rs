@@ -18,9 +18,11 @@
 //! to whoever holds the message: the receiving service passes it on (`socketdriver.push`,
 //! `netpack.filter`) or frees it.
 //!
-//! This file is the only place that knows the layout: the socket server builds records
-//! with [`Event`] and [`deliver`]; `socketdriver.unpack` and `netpack.filter` read them
-//! with [`decode`].
+//! This file is the only place that knows the layout: the socket server describes what
+//! happened with an [`Event`], the node turns it into a message with
+//! [`Event::into_message`] when it delivers it, and `socketdriver.unpack`,
+//! `netpack.filter` and the message log (`LOGON`) read the records back with [`decode`]. It knows
+//! nothing above [`crate::message`]: it does not deliver anything itself.
 
 use crate::message::{payload_alloc, payload_free, Message, Payload, PTYPE_SOCKET};
 use std::ptr;
@@ -183,24 +185,17 @@ impl Event {
         // SAFETY: `p` is a live buffer from payload_alloc that nothing else owns.
         (unsafe { Payload::from_raw(p) }, size)
     }
-}
 
-/// Sends `event` to service `owner` (source 0, session 0). False when the service does
-/// not exist: the event and its buffer are freed.
-pub fn deliver(owner: u32, event: Event) -> bool {
-    match crate::handle::grab(owner) {
-        Some(ctx) => {
-            let (data, size) = event.encode();
-            ctx.push(Message {
-                source: 0,
-                session: 0,
-                ptype: PTYPE_SOCKET,
-                data,
-                size,
-            });
-            true
+    /// The event as the PTYPE_SOCKET message a service receives (source 0, session 0).
+    pub fn into_message(self) -> Message {
+        let (data, size) = self.encode();
+        Message {
+            source: 0,
+            session: 0,
+            ptype: PTYPE_SOCKET,
+            data,
+            size,
         }
-        None => false,
     }
 }
 
@@ -360,9 +355,14 @@ mod tests {
     }
 
     #[test]
-    fn undelivered_event_frees_its_buffer() {
-        // Handle 0 never exists; the event (and its buffer) is dropped, not leaked into
-        // a queue. (Run under a leak checker to see the difference.)
-        assert!(!deliver(0, Event::data(1, Payload::copy_of(b"x"), 1)));
+    fn into_message() {
+        let m = Event::connect(5, 80, "start").into_message();
+        assert_eq!((m.source, m.session, m.ptype), (0, 0, PTYPE_SOCKET));
+        assert_eq!(m.size, RECORD_SIZE + 5);
+        let r = decode(m.bytes()).expect("record");
+        assert_eq!(
+            (r.kind, r.id, r.ud, r.text),
+            (CONNECT, 5, 80, &b"start"[..])
+        );
     }
 }

@@ -6,12 +6,11 @@
 //! buffer (starting at 64 bytes) needs two. Writes go out at once when nothing is queued;
 //! what the kernel does not take waits in two queues, high priority first.
 
-use super::record::{self, Event};
 use super::{
-    encode_udp_address, release_id, shared, Priority, Request, SendBuffer, Shared, SocketInfo,
+    encode_udp_address, release_id, shared, Event, Node, Priority, Request, SendBuffer, Shared,
+    SocketInfo,
 };
 use crate::message::Payload;
-use crate::{logging, scheduler, timer};
 use crossbeam::channel::Receiver;
 use mio::net::{TcpListener, TcpStream, UdpSocket};
 use mio::unix::SourceFd;
@@ -152,13 +151,9 @@ fn render(addr: &SocketAddr) -> String {
     format!("{}:{}", addr.ip(), addr.port())
 }
 
-fn deliver(owner: u32, event: Event) {
-    if record::deliver(owner, event) {
-        scheduler::wakeup_if_all_sleep();
-    }
-}
-
 struct Server {
+    /// Where events, log lines and the time come from and go.
+    node: Arc<dyn Node>,
     poll: Poll,
     sockets: HashMap<i32, Socket>,
     scratch: Vec<u8>,
@@ -171,8 +166,9 @@ fn open_spare() -> Option<std::fs::File> {
     std::fs::File::open("/dev/null").ok()
 }
 
-pub(super) fn run(poll: Poll, requests: Receiver<Request>) {
+pub(super) fn run(poll: Poll, requests: Receiver<Request>, node: Arc<dyn Node>) {
     let mut server = Server {
+        node,
         poll,
         sockets: HashMap::new(),
         scratch: vec![0; SCRATCH],
@@ -184,7 +180,9 @@ pub(super) fn run(poll: Poll, requests: Receiver<Request>) {
             if e.kind() == io::ErrorKind::Interrupted {
                 continue;
             }
-            logging::error(0, format!("socket-server: poll error: {}", error_text(&e)));
+            server
+                .node
+                .log(&format!("socket-server: poll error: {}", error_text(&e)));
             return;
         }
         for ev in events.iter() {
@@ -229,7 +227,8 @@ impl Server {
                 true
             }
             Err(e) => {
-                deliver(s.owner, Event::error(s.id, &error_text(&e)));
+                self.node
+                    .deliver(s.owner, Event::error(s.id, &error_text(&e)));
                 release_id(s.id);
                 false
             }
@@ -249,7 +248,7 @@ impl Server {
             Io::Udp(u) => registry.deregister(u),
         };
         if let (Some(owner), false) = (notify, s.close_reported) {
-            deliver(owner, Event::close(id));
+            self.node.deliver(owner, Event::close(id));
         }
         release_id(id);
     }
@@ -284,7 +283,7 @@ impl Server {
                     libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK);
                 }
                 if self.insert(s) {
-                    deliver(owner, Event::connect(id, 0, "binding"));
+                    self.node.deliver(owner, Event::connect(id, 0, "binding"));
                     self.read(id);
                 }
             }
@@ -353,7 +352,8 @@ impl Server {
             let (ip, port) = local
                 .map(|a| (a.ip().to_string(), a.port()))
                 .unwrap_or_default();
-            deliver(owner, Event::connect(id, port as i32, &ip));
+            self.node
+                .deliver(owner, Event::connect(id, port as i32, &ip));
         }
     }
 
@@ -361,12 +361,13 @@ impl Server {
         let addr = match (host, port).to_socket_addrs().map(|mut a| a.next()) {
             Ok(Some(a)) => a,
             Ok(None) => {
-                deliver(owner, Event::error(id, "Name or service not known"));
+                self.node
+                    .deliver(owner, Event::error(id, "Name or service not known"));
                 release_id(id);
                 return;
             }
             Err(e) => {
-                deliver(owner, Event::error(id, &error_text(&e)));
+                self.node.deliver(owner, Event::error(id, &error_text(&e)));
                 release_id(id);
                 return;
             }
@@ -374,7 +375,7 @@ impl Server {
         let stream = match connect_nonblocking(addr) {
             Ok(t) => t,
             Err(e) => {
-                deliver(owner, Event::error(id, &error_text(&e)));
+                self.node.deliver(owner, Event::error(id, &error_text(&e)));
                 release_id(id);
                 return;
             }
@@ -387,7 +388,7 @@ impl Server {
 
     fn start(&mut self, id: i32, owner: u32) {
         let Some(s) = self.sockets.get_mut(&id) else {
-            deliver(owner, Event::error(id, "invalid socket"));
+            self.node.deliver(owner, Event::error(id, "invalid socket"));
             return;
         };
         let previous = s.state;
@@ -400,15 +401,15 @@ impl Server {
                 } else {
                     State::Connected
                 };
-                deliver(owner, Event::connect(id, 0, "start"));
+                self.node.deliver(owner, Event::connect(id, 0, "start"));
             }
             State::Connected | State::Bind | State::Listen => {
                 s.owner = owner;
                 s.reading = true;
-                deliver(owner, Event::connect(id, 0, "transfer"));
+                self.node.deliver(owner, Event::connect(id, 0, "transfer"));
             }
             State::HalfCloseRead => {
-                deliver(owner, Event::error(id, "socket closed"));
+                self.node.deliver(owner, Event::error(id, "socket closed"));
                 return;
             }
             State::Connecting | State::HalfCloseWrite => {
@@ -440,7 +441,7 @@ impl Server {
         }
         if !s.close_reported {
             s.close_reported = true;
-            deliver(owner, Event::close(id));
+            self.node.deliver(owner, Event::close(id));
         }
     }
 
@@ -450,7 +451,8 @@ impl Server {
         };
         match s.state {
             State::Listen | State::PListen => {
-                logging::error(0, format!("socket-server error: write to listen fd {id}."));
+                self.node
+                    .log(&format!("socket-server error: write to listen fd {id}."));
                 return;
             }
             State::PAccept | State::HalfCloseWrite | State::Bind => return,
@@ -464,10 +466,9 @@ impl Server {
             let to = s.peer;
             match to {
                 Some(to) => self.udp_send(id, buffer, to),
-                None => logging::error(
-                    0,
-                    format!("socket-server: udp socket ({id}) error: no default destination."),
-                ),
+                None => self.node.log(&format!(
+                    "socket-server: udp socket ({id}) error: no default destination."
+                )),
             }
             return;
         }
@@ -496,7 +497,7 @@ impl Server {
             s.warn_level *= 2;
             s.warned = true;
             let kb = s.pending.div_ceil(1024) as i32;
-            deliver(s.owner, Event::warning(id, kb));
+            self.node.deliver(s.owner, Event::warning(id, kb));
         }
     }
 
@@ -542,14 +543,15 @@ impl Server {
                 s.peer = Some(peer);
                 s.local = t.local_addr().ok();
                 let owner = s.owner;
-                deliver(owner, Event::connect(id, 0, &peer.ip().to_string()));
+                self.node
+                    .deliver(owner, Event::connect(id, 0, &peer.ip().to_string()));
                 self.flush(id);
                 self.read(id);
             }
             Err(e) if e.kind() == io::ErrorKind::NotConnected => {}
             Err(e) => {
                 let owner = s.owner;
-                deliver(owner, Event::error(id, &error_text(&e)));
+                self.node.deliver(owner, Event::error(id, &error_text(&e)));
                 s.close_reported = true;
                 self.free(id, None);
             }
@@ -568,7 +570,7 @@ impl Server {
             match l.accept() {
                 Ok((stream, peer)) => {
                     s.accepted += 1;
-                    s.read_time = timer::now();
+                    s.read_time = self.node.now();
                     let owner = s.owner;
                     let new_id = super::reserve_id();
                     let mut conn = Socket::new(new_id, owner, Io::Stream(stream), State::PAccept);
@@ -578,14 +580,15 @@ impl Server {
                         let _ = socket2::SockRef::from(t).set_keepalive(true);
                     }
                     if self.insert(conn) {
-                        deliver(owner, Event::accept(id, new_id, &render(&peer)));
+                        self.node
+                            .deliver(owner, Event::accept(id, new_id, &render(&peer)));
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
                     let owner = s.owner;
-                    deliver(owner, Event::error(id, &error_text(&e)));
+                    self.node.deliver(owner, Event::error(id, &error_text(&e)));
                     let out_of_fds =
                         matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE));
                     if !out_of_fds || self.spare_fd.is_none() {
@@ -630,10 +633,11 @@ impl Server {
                 Io::Udp(u) => match u.recv_from(&mut self.scratch) {
                     Ok((n, from)) => {
                         s.bytes_read += n as u64;
-                        s.read_time = timer::now();
+                        s.read_time = self.node.now();
                         let mut datagram = self.scratch[..n].to_vec();
                         datagram.extend_from_slice(&encode_udp_address(&from));
-                        deliver(s.owner, Event::udp(id, Payload::copy_of(&datagram), n));
+                        self.node
+                            .deliver(s.owner, Event::udp(id, Payload::copy_of(&datagram), n));
                         continue;
                     }
                     Err(e) => Err(e),
@@ -648,15 +652,15 @@ impl Server {
                     } else {
                         s.state = State::HalfCloseRead;
                         s.close_reported = true;
-                        deliver(owner, Event::close(id));
+                        self.node.deliver(owner, Event::close(id));
                     }
                     return;
                 }
                 Ok(n) => {
                     s.bytes_read += n as u64;
-                    s.read_time = timer::now();
+                    s.read_time = self.node.now();
                     let data = Payload::copy_of(&self.scratch[..n]);
-                    deliver(s.owner, Event::data(id, data, n));
+                    self.node.deliver(s.owner, Event::data(id, data, n));
                     if n < self.scratch.len() && !s.eof_pending {
                         return;
                     }
@@ -665,7 +669,7 @@ impl Server {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
                     let owner = s.owner;
-                    deliver(owner, Event::error(id, &error_text(&e)));
+                    self.node.deliver(owner, Event::error(id, &error_text(&e)));
                     s.close_reported = true;
                     self.free(id, None);
                     return;
@@ -687,7 +691,7 @@ impl Server {
                     sent => {
                         if let Ok(n) = sent {
                             s.bytes_written += n as u64;
-                            s.write_time = timer::now();
+                            s.write_time = self.node.now();
                         }
                         s.pending -= p.buffer.as_slice().len();
                         s.high.pop_front();
@@ -715,7 +719,7 @@ impl Server {
             match t.write(bytes) {
                 Ok(n) => {
                     s.bytes_written += n as u64;
-                    s.write_time = timer::now();
+                    s.write_time = self.node.now();
                     s.pending -= n;
                     front.offset += n;
                     if front.offset == front.buffer.as_slice().len() {
@@ -731,7 +735,7 @@ impl Server {
                     s.pending = 0;
                     let owner = s.owner;
                     let closing = s.closing;
-                    deliver(owner, Event::error(id, &error_text(&e)));
+                    self.node.deliver(owner, Event::error(id, &error_text(&e)));
                     if closing {
                         self.free(id, None);
                     }
@@ -742,7 +746,7 @@ impl Server {
         if s.warned {
             s.warned = false;
             s.warn_level = WARNING_SIZE;
-            deliver(s.owner, Event::warning(id, 0));
+            self.node.deliver(s.owner, Event::warning(id, 0));
         }
         if s.closing {
             self.free(id, None);
@@ -764,7 +768,8 @@ impl Server {
             s.peer = Some(peer);
         } else {
             let owner = s.owner;
-            deliver(owner, Event::error(id, "protocol mismatch"));
+            self.node
+                .deliver(owner, Event::error(id, "protocol mismatch"));
         }
     }
 
@@ -777,10 +782,9 @@ impl Server {
             .map(|l| l.is_ipv4() != to.is_ipv4())
             .unwrap_or(true)
         {
-            logging::error(
-                0,
-                format!("socket-server: udp socket ({id}) error: type mismatch."),
-            );
+            self.node.log(&format!(
+                "socket-server: udp socket ({id}) error: type mismatch."
+            ));
             return;
         }
         s.pending += buffer.as_slice().len();
@@ -854,4 +858,167 @@ fn connect_nonblocking(addr: SocketAddr) -> io::Result<TcpStream> {
     }
     let std_stream: std::net::TcpStream = sock.into();
     Ok(TcpStream::from_std(std_stream))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{record, reserve_id};
+    use super::*;
+    use crossbeam::channel::{unbounded, Receiver as Rx, Sender as Tx};
+    use std::time::Duration;
+
+    /// One delivered event: owner, type, id, ud and its string or data.
+    type Seen = (u32, i32, i32, i32, Vec<u8>);
+
+    /// A node that records what the server reports, without any service behind it.
+    struct Recorder {
+        events: Tx<Seen>,
+        lines: Tx<String>,
+    }
+
+    impl Node for Recorder {
+        fn deliver(&self, owner: u32, event: Event) {
+            let m = event.into_message();
+            let r = record::decode(m.bytes()).expect("a whole record");
+            // SAFETY: the message holds a fresh record whose DATA/UDP buffer (if any) is
+            // live; it is copied, then freed once.
+            let body = unsafe {
+                let body = if r.buffer.is_null() {
+                    r.text.to_vec()
+                } else {
+                    r.data().to_vec()
+                };
+                record::free_buffer(m.bytes());
+                body
+            };
+            let _ = self.events.send((owner, r.kind, r.id, r.ud, body));
+        }
+
+        fn log(&self, text: &str) {
+            let _ = self.lines.send(text.to_owned());
+        }
+
+        fn now(&self) -> u64 {
+            42
+        }
+    }
+
+    struct Running {
+        tx: crossbeam::channel::Sender<Request>,
+        waker: Arc<mio::Waker>,
+        events: Rx<Seen>,
+        lines: Rx<String>,
+        thread: std::thread::JoinHandle<()>,
+    }
+
+    impl Running {
+        fn start() -> Running {
+            let (events_tx, events) = unbounded();
+            let (lines_tx, lines) = unbounded();
+            let node = Arc::new(Recorder {
+                events: events_tx,
+                lines: lines_tx,
+            });
+            let (tx, rx) = unbounded();
+            let poll = Poll::new().expect("poll");
+            let waker = Arc::new(mio::Waker::new(poll.registry(), WAKER).expect("waker"));
+            let thread = std::thread::spawn(move || run(poll, rx, node));
+            Running {
+                tx,
+                waker,
+                events,
+                lines,
+                thread,
+            }
+        }
+
+        fn request(&self, r: Request) {
+            self.tx.send(r).expect("server alive");
+            self.waker.wake().expect("wake");
+        }
+
+        fn next(&self) -> Seen {
+            self.events
+                .recv_timeout(Duration::from_secs(10))
+                .expect("an event")
+        }
+
+        fn stop(self) {
+            self.request(Request::Exit);
+            self.thread.join().expect("server thread");
+        }
+    }
+
+    #[test]
+    fn a_connection_reported_through_the_node() {
+        let server = Running::start();
+        let listener = bind_listener("127.0.0.1", 0, 32).expect("bind");
+        let id = reserve_id();
+        server.request(Request::Listen {
+            id,
+            owner: 7,
+            listener,
+        });
+        let (owner, kind, at, port, ip) = server.next();
+        assert_eq!(
+            (owner, kind, at, &ip[..]),
+            (7, record::CONNECT, id, &b"127.0.0.1"[..])
+        );
+        assert!(port > 0);
+
+        server.request(Request::Start { id, owner: 8 });
+        assert_eq!(
+            server.next(),
+            (8, record::CONNECT, id, 0, b"start".to_vec())
+        );
+
+        let mut client = std::net::TcpStream::connect(("127.0.0.1", port as u16)).expect("connect");
+        let (owner, kind, at, conn, peer) = server.next();
+        assert_eq!((owner, kind, at), (8, record::ACCEPT, id));
+        let from = client.local_addr().expect("local address");
+        assert_eq!(peer, format!("127.0.0.1:{}", from.port()).into_bytes());
+
+        server.request(Request::Start { id: conn, owner: 9 });
+        assert_eq!(
+            server.next(),
+            (9, record::CONNECT, conn, 0, b"start".to_vec())
+        );
+        client.write_all(b"hello").expect("client write");
+        assert_eq!(server.next(), (9, record::DATA, conn, 5, b"hello".to_vec()));
+
+        server.request(Request::Send {
+            id: conn,
+            buffer: SendBuffer::Bytes(b"world".to_vec()),
+            priority: Priority::High,
+        });
+        let mut got = [0; 5];
+        client.read_exact(&mut got).expect("client read");
+        assert_eq!(&got, b"world");
+
+        let (reply, info) = unbounded();
+        server.request(Request::Info { reply });
+        let info = info.recv_timeout(Duration::from_secs(10)).expect("info");
+        let tcp = info.iter().find(|s| s.id == conn).expect("the connection");
+        assert_eq!((tcp.kind, tcp.owner, tcp.read, tcp.write), ("TCP", 9, 5, 5));
+        assert_eq!(
+            (tcp.rtime, tcp.wtime),
+            (42, 42),
+            "stamped with the node's time"
+        );
+
+        server.request(Request::Send {
+            id,
+            buffer: SendBuffer::Bytes(b"x".to_vec()),
+            priority: Priority::High,
+        });
+        let line = server.lines.recv_timeout(Duration::from_secs(10));
+        assert_eq!(
+            line.expect("a log line"),
+            format!("socket-server error: write to listen fd {id}.")
+        );
+
+        drop(client);
+        assert_eq!(server.next(), (9, record::CLOSE, conn, 0, Vec::new()));
+        server.stop();
+    }
 }
