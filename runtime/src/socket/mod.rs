@@ -19,14 +19,17 @@ mod address;
 pub mod record;
 mod server;
 
-pub use address::{decode_udp_address, encode_udp_address, parse_address, AddressError};
+pub use address::{
+    decode_udp_address, encode_udp_address, parse_address, resolve_all, AddressError,
+};
 pub use record::Event;
 
 use crate::message::Payload;
+use address::resolve_or_any;
 use crossbeam::channel::{self, Receiver, Sender};
 use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
+use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, LazyLock, OnceLock};
@@ -240,7 +243,7 @@ pub(crate) fn release_id(id: i32) {
 
 /// `listen`: binds and listens now; the CONNECT event (local ip, port) follows.
 pub fn listen(owner: u32, host: &str, port: u16, backlog: i32) -> std::io::Result<i32> {
-    let listener = server::bind_listener(host, port, backlog)?;
+    let listener = bind_listener(host, port, backlog)?;
     let id = reserve_id();
     request(Request::Listen {
         id,
@@ -313,13 +316,20 @@ pub fn send(id: i32, buffer: SendBuffer, priority: Priority) -> bool {
     }
 }
 
-/// The first address `host:port` resolves to.
-fn resolve_one(host: &str, port: u16) -> std::io::Result<SocketAddr> {
-    let host = if host.is_empty() { "0.0.0.0" } else { host };
-    (host, port)
-        .to_socket_addrs()?
-        .next()
-        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "no address"))
+/// Binds and listens (synchronously, on the calling service's thread, so that `listen`
+/// can fail at once).
+fn bind_listener(host: &str, port: u16, backlog: i32) -> std::io::Result<std::net::TcpListener> {
+    let addr = resolve_or_any(host, port)?;
+    let sock = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        None,
+    )?;
+    sock.set_reuse_address(true)?;
+    sock.bind(&addr.into())?;
+    sock.listen(backlog)?;
+    sock.set_nonblocking(true)?;
+    Ok(sock.into())
 }
 
 fn new_udp(owner: u32, local: SocketAddr, peer: Option<SocketAddr>) -> std::io::Result<i32> {
@@ -345,7 +355,7 @@ fn unspecified_like(addr: &SocketAddr) -> SocketAddr {
 /// `udp`: a UDP socket bound to `local` (None: an unbound IPv4 socket); reading is on.
 pub fn udp(owner: u32, local: Option<(&str, u16)>) -> std::io::Result<i32> {
     let addr = match local {
-        Some((host, port)) => resolve_one(host, port)?,
+        Some((host, port)) => resolve_or_any(host, port)?,
         None => (std::net::Ipv4Addr::UNSPECIFIED, 0).into(),
     };
     new_udp(owner, addr, None)
@@ -353,18 +363,18 @@ pub fn udp(owner: u32, local: Option<(&str, u16)>) -> std::io::Result<i32> {
 
 /// `udp_listen`: a UDP socket bound to `host:port`.
 pub fn udp_listen(owner: u32, host: &str, port: u16) -> std::io::Result<i32> {
-    new_udp(owner, resolve_one(host, port)?, None)
+    new_udp(owner, resolve_or_any(host, port)?, None)
 }
 
 /// `udp_dial`: a UDP socket whose default destination is `host:port`.
 pub fn udp_dial(owner: u32, host: &str, port: u16) -> std::io::Result<i32> {
-    let peer = resolve_one(host, port)?;
+    let peer = resolve_or_any(host, port)?;
     new_udp(owner, unspecified_like(&peer), Some(peer))
 }
 
 /// `udp_connect`: sets the default destination of a UDP socket.
 pub fn udp_connect(id: i32, host: &str, port: u16) -> std::io::Result<()> {
-    let peer = resolve_one(host, port)?;
+    let peer = resolve_or_any(host, port)?;
     request(Request::UdpConnect { id, peer });
     Ok(())
 }

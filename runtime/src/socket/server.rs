@@ -6,6 +6,7 @@
 //! buffer (starting at 64 bytes) needs two. Writes go out at once when nothing is queued;
 //! what the kernel does not take waits in two queues, high priority first.
 
+use super::address::resolve;
 use super::{
     encode_udp_address, release_id, shared, Event, Node, Priority, Request, SendBuffer, Shared,
     SocketInfo,
@@ -17,7 +18,7 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::os::fd::RawFd;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -111,35 +112,9 @@ impl Socket {
     }
 }
 
-/// Binds and listens (synchronously, from the calling service's thread).
-pub(super) fn bind_listener(
-    host: &str,
-    port: u16,
-    backlog: i32,
-) -> io::Result<std::net::TcpListener> {
-    let host = if host.is_empty() { "0.0.0.0" } else { host };
-    let addr = (host, port)
-        .to_socket_addrs()?
-        .next()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no address"))?;
-    let sock = socket2::Socket::new(
-        socket2::Domain::for_address(addr),
-        socket2::Type::STREAM,
-        None,
-    )?;
-    sock.set_reuse_address(true)?;
-    sock.bind(&addr.into())?;
-    sock.listen(backlog)?;
-    sock.set_nonblocking(true)?;
-    Ok(sock.into())
-}
-
 /// The OS text of an error, without Rust's " (os error N)".
 fn error_text(e: &io::Error) -> String {
     let s = e.to_string();
-    let s = s
-        .strip_prefix("failed to lookup address information: ")
-        .unwrap_or(&s);
     match s.find(" (os error") {
         Some(i) => s[..i].to_owned(),
         None => s.to_owned(),
@@ -358,22 +333,9 @@ impl Server {
     }
 
     fn connect(&mut self, id: i32, owner: u32, host: &str, port: u16) {
-        let addr = match (host, port).to_socket_addrs().map(|mut a| a.next()) {
-            Ok(Some(a)) => a,
-            Ok(None) => {
-                self.node
-                    .deliver(owner, Event::error(id, "Name or service not known"));
-                release_id(id);
-                return;
-            }
-            Err(e) => {
-                self.node.deliver(owner, Event::error(id, &error_text(&e)));
-                release_id(id);
-                return;
-            }
-        };
-        let stream = match connect_nonblocking(addr) {
-            Ok(t) => t,
+        let opened = resolve(host, port).and_then(|addr| Ok((addr, connect_nonblocking(addr)?)));
+        let (addr, stream) = match opened {
+            Ok(opened) => opened,
             Err(e) => {
                 self.node.deliver(owner, Event::error(id, &error_text(&e)));
                 release_id(id);
@@ -862,7 +824,7 @@ fn connect_nonblocking(addr: SocketAddr) -> io::Result<TcpStream> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{record, reserve_id};
+    use super::super::{bind_listener, record, reserve_id};
     use super::*;
     use crossbeam::channel::{unbounded, Receiver as Rx, Sender as Tx};
     use std::time::Duration;
@@ -1019,6 +981,42 @@ mod tests {
 
         drop(client);
         assert_eq!(server.next(), (9, record::CLOSE, conn, 0, Vec::new()));
+        server.stop();
+    }
+
+    #[test]
+    fn connect_failures_in_upstream_words() {
+        let server = Running::start();
+        let id = reserve_id();
+        server.request(Request::Connect {
+            id,
+            owner: 3,
+            host: String::new(),
+            port: 80,
+        });
+        let error = (
+            3,
+            record::ERROR,
+            id,
+            0,
+            b"Name or service not known".to_vec(),
+        );
+        assert_eq!(server.next(), error);
+
+        // A port nobody listens on any more.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let id = reserve_id();
+        server.request(Request::Connect {
+            id,
+            owner: 3,
+            host: "127.0.0.1".into(),
+            port,
+        });
+        let refused = (3, record::ERROR, id, 0, b"Connection refused".to_vec());
+        assert_eq!(server.next(), refused);
         server.stop();
     }
 }
