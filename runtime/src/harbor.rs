@@ -32,55 +32,37 @@ pub struct Remote {
     pub payload: Vec<u8>,
 }
 
-fn hand_off(source: u32, session: i32, target: &Target, ptype: u8, data: Payload, size: usize) {
+fn hand_off(handle: u32, name: &[u8], msg: Message) {
     let remote = REMOTE.load(Ordering::Acquire);
     if remote == 0 {
         return;
     }
-    let mut buf = Vec::with_capacity(HEADER + size);
-    let (handle, name): (u32, &[u8]) = match target {
-        Target::Handle(h) => (*h, &[]),
-        Target::Name(n) => (0, n),
-    };
     let name = &name[..name.len().min(GLOBALNAME_LENGTH)];
+    let mut buf = Vec::with_capacity(HEADER + msg.len());
     buf.extend_from_slice(&handle.to_le_bytes());
-    buf.push(ptype);
+    buf.push(msg.ptype());
     buf.push(name.len() as u8);
     let mut padded = [0u8; GLOBALNAME_LENGTH];
     padded[..name.len()].copy_from_slice(name);
     buf.extend_from_slice(&padded);
-    let msg = Message {
-        source,
-        session,
-        ptype,
-        data,
-        size,
-    };
     buf.extend_from_slice(msg.bytes());
-    drop(msg);
-    context::send_raw(
-        source,
-        remote,
+    let wrapped = Message::new(
+        msg.source,
+        msg.session,
         PTYPE_SYSTEM,
-        session,
         Payload::copy_of(&buf),
-        buf.len(),
     );
+    context::deliver(remote, wrapped);
 }
 
-pub fn send_name(name: &[u8], source: u32, ptype: u8, session: i32, data: Payload, size: usize) {
-    hand_off(
-        source,
-        session,
-        &Target::Name(name.to_vec()),
-        ptype,
-        data,
-        size,
-    );
+/// Hands `msg` for the global name `name` to the harbor service.
+pub fn send_name(name: &[u8], msg: Message) {
+    hand_off(0, name, msg);
 }
 
-pub fn send_handle(dest: u32, source: u32, ptype: u8, session: i32, data: Payload, size: usize) {
-    hand_off(source, session, &Target::Handle(dest), ptype, data, size);
+/// Hands `msg` for the remote handle `dest` to the harbor service.
+pub fn send_handle(dest: u32, msg: Message) {
+    hand_off(dest, &[], msg);
 }
 
 /// Decodes a hand-off payload; None if it is not one.

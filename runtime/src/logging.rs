@@ -3,8 +3,7 @@
 //! dropped, as upstream. The `log` crate's macros land here too, with source 0.
 
 use crate::context;
-use crate::handle;
-use crate::message::{Payload, PTYPE_TEXT};
+use crate::message::{Message, Payload, PTYPE_TEXT};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 static LOGGER: AtomicU32 = AtomicU32::new(0);
@@ -12,7 +11,7 @@ static LOGGER: AtomicU32 = AtomicU32::new(0);
 fn logger() -> u32 {
     match LOGGER.load(Ordering::Relaxed) {
         0 => {
-            let h = handle::find_name(b"logger");
+            let h = context::handles().find_name(b"logger");
             LOGGER.store(h, Ordering::Relaxed);
             h
         }
@@ -26,15 +25,8 @@ pub fn error(source: u32, text: impl AsRef<[u8]>) {
     if logger == 0 {
         return;
     }
-    let bytes = text.as_ref();
-    context::send_raw(
-        source,
-        logger,
-        PTYPE_TEXT,
-        0,
-        Payload::copy_of(bytes),
-        bytes.len(),
-    );
+    let msg = Message::new(source, 0, PTYPE_TEXT, Payload::copy_of(text.as_ref()));
+    context::deliver(logger, msg);
 }
 
 /// Routes the `log` crate to the logger service.

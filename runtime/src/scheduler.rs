@@ -6,8 +6,8 @@
 //! sleeper every 2.5 ms, and a busy worker finds new work itself after every batch. The
 //! node stops when no live service is left.
 
-use crate::context::{self, DispatchWatch};
-use crate::{logging, mq, timer};
+use crate::dispatch::{self, DispatchWatch};
+use crate::{command, context, logging, timer};
 use parking_lot::{Condvar, Mutex};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, LazyLock};
@@ -73,7 +73,7 @@ impl Monitor {
         if version == self.checked.load(Ordering::Relaxed) {
             let dest = self.dest.load(Ordering::Relaxed);
             if dest != 0 {
-                if let Some(ctx) = crate::handle::grab(dest) {
+                if let Some(ctx) = context::grab(dest) {
                     ctx.mark_endless();
                 }
                 let source = self.source.load(Ordering::Relaxed);
@@ -107,13 +107,13 @@ pub fn install_signals() {
 fn worker(monitor: Arc<Monitor>, weight: i32) {
     let mut current = None;
     while !QUIT.load(Ordering::Acquire) {
-        current = context::dispatch_batch(current, weight, &*monitor);
+        current = dispatch::dispatch_batch(current, weight, &*monitor);
         if current.is_none() {
             let mut count = SLEEPERS.count.lock();
             *count += 1;
             // Recheck under the lock so a wakeup between the failed pop and the wait is
             // not lost for long: the timer tick wakes a sleeper every 2.5 ms anyway.
-            if !QUIT.load(Ordering::Acquire) && mq::global_is_empty() {
+            if !QUIT.load(Ordering::Acquire) && context::scheduled().is_empty() {
                 SLEEPERS.cond.wait(&mut count);
             }
             *count -= 1;
@@ -123,7 +123,7 @@ fn worker(monitor: Arc<Monitor>, weight: i32) {
 
 fn timer_thread() {
     while context::total() > 0 {
-        timer::update();
+        timer::update(command::fire);
         wakeup(1);
         if SIGHUP.swap(false, Ordering::Relaxed) {
             crate::cservice::logger::reopen_signal();

@@ -3,7 +3,9 @@
 //! server, which knows nothing above messages, to the services, the scheduler, the log
 //! and the timer ([`Services`]).
 
-use crate::{config, context, daemon, env, handle, logging, scheduler, socket, timer};
+use crate::dispatch::dispatch_all;
+use crate::launch::launch;
+use crate::{config, context, cservice, daemon, env, logging, scheduler, socket, timer};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -50,23 +52,24 @@ pub fn start(config_path: &str) -> ExitCode {
     };
     scheduler::install_signals();
     logging::install_log_bridge();
-    handle::set_harbor(harbor as u32);
+    context::handles().set_harbor(harbor as u32);
+    cservice::register_all();
     timer::init();
     context::set_profile(profile);
 
-    let Some(logger) = context::launch(&logservice, logger_param.as_deref()) else {
+    let Some(logger) = launch(&logservice, logger_param.as_deref()) else {
         eprintln!("Can't launch {logservice} service");
         return ExitCode::from(1);
     };
-    handle::bind_name(b"logger", logger);
+    context::handles().bind_name(b"logger", logger);
 
     let (module, args) = match bootstrap.split_once(' ') {
         Some((m, a)) => (m, Some(a.trim_start())),
         None => (bootstrap.as_str(), None),
     };
-    if context::launch(module, args).is_none() {
+    if launch(module, args).is_none() {
         logging::error(0, format!("Bootstrap error : {bootstrap}\n"));
-        context::dispatch_all(logger);
+        dispatch_all(logger);
         return ExitCode::from(1);
     }
     let socket_thread = match socket::start(Arc::new(Services)) {
@@ -89,9 +92,9 @@ struct Services;
 
 impl socket::Node for Services {
     fn deliver(&self, owner: u32, event: socket::Event) {
-        // A service that is gone drops the event, and with it its DATA/UDP buffer.
-        if let Some(ctx) = handle::grab(owner) {
-            ctx.push(event.into_message());
+        // A service that is gone gets nothing: context::deliver frees the message and
+        // its DATA/UDP buffer, and there is no work to wake a worker for.
+        if context::deliver(owner, event.into_message()) {
             scheduler::wakeup_if_all_sleep();
         }
     }
@@ -113,7 +116,7 @@ mod tests {
 
     #[test]
     fn event_for_a_missing_service_is_dropped() {
-        // Handle 0 never exists: the event and its buffer are dropped, not queued (run
+        // Handle 0 never exists: the event and its buffer are freed, not queued (run
         // under a leak checker to see the difference).
         Services.deliver(0, socket::Event::data(1, Payload::copy_of(b"x"), 1));
     }

@@ -4,11 +4,12 @@
 //! monotonic clock; the timer thread calls [`update`] every 2.5 ms and fires every tick
 //! it has caught up on. Timeouts due within 256 ticks sit in a ring of per-tick slots
 //! (appended in registration order, which is the delivery order); later ones wait in a
-//! heap and move into the ring once they come within range. A timeout fires as a
-//! PTYPE_RESPONSE with source 0 and the session `TIMEOUT` returned.
+//! heap and move into the ring once they come within range ([`Wheel`]).
+//!
+//! The timer knows handles and sessions, not services: whoever advances it is handed
+//! each due `(handle, session)` and turns it into a message (the scheduler sends a
+//! PTYPE_RESPONSE from source 0).
 
-use crate::context;
-use crate::message::{Payload, PTYPE_RESPONSE};
 use parking_lot::Mutex;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -17,19 +18,67 @@ use std::sync::LazyLock;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 const NEAR: u64 = 256;
+const TICK_NS: u64 = 10_000_000;
 
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-struct Event {
-    handle: u32,
-    session: i32,
+/// A timeout: who gets it and with which session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Expired {
+    pub handle: u32,
+    pub session: i32,
 }
 
-struct Wheel {
+/// Pending timeouts by tick: a ring for the next 256 ticks, a heap beyond.
+pub struct Wheel {
     tick: u64,
-    near: Vec<Vec<Event>>,
+    near: Vec<Vec<Expired>>,
     /// (expire tick, registration order, event)
-    far: BinaryHeap<Reverse<(u64, u64, Event)>>,
+    far: BinaryHeap<Reverse<(u64, u64, Expired)>>,
     order: u64,
+}
+
+impl Default for Wheel {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Wheel {
+    pub fn new() -> Wheel {
+        Wheel {
+            tick: 0,
+            near: (0..NEAR).map(|_| Vec::new()).collect(),
+            far: BinaryHeap::new(),
+            order: 0,
+        }
+    }
+
+    /// Registers `ev` to expire `ticks` (> 0) ticks from now.
+    pub fn add(&mut self, ev: Expired, ticks: u64) {
+        let expire = self.tick + ticks;
+        if expire < self.tick + NEAR {
+            self.near[(expire % NEAR) as usize].push(ev);
+        } else {
+            self.order += 1;
+            self.far.push(Reverse((expire, self.order, ev)));
+        }
+    }
+
+    /// Moves one tick on and returns what expired at it, in registration order.
+    pub fn advance(&mut self) -> Vec<Expired> {
+        self.tick += 1;
+        let tick = self.tick;
+        // Pull far timeouts into the ring before anything new is registered for their
+        // slots, so delivery keeps registration order.
+        while let Some(Reverse((expire, _, _))) = self.far.peek() {
+            if *expire >= tick + NEAR {
+                break;
+            }
+            if let Some(Reverse((expire, _, ev))) = self.far.pop() {
+                self.near[(expire % NEAR) as usize].push(ev);
+            }
+        }
+        std::mem::take(&mut self.near[(tick % NEAR) as usize])
+    }
 }
 
 struct Clock {
@@ -53,14 +102,7 @@ static CLOCK: LazyLock<Clock> = LazyLock::new(|| {
 /// Centiseconds since the clock origin, offset by the wall clock fraction at boot.
 static NOW: AtomicU64 = AtomicU64::new(0);
 
-static WHEEL: LazyLock<Mutex<Wheel>> = LazyLock::new(|| {
-    Mutex::new(Wheel {
-        tick: 0,
-        near: (0..NEAR).map(|_| Vec::new()).collect(),
-        far: BinaryHeap::new(),
-        order: 0,
-    })
-});
+static WHEEL: LazyLock<Mutex<Wheel>> = LazyLock::new(|| Mutex::new(Wheel::new()));
 
 /// Starts the clocks; call once before any service runs.
 pub fn init() {
@@ -86,67 +128,135 @@ pub fn start_time() -> u64 {
     CLOCK.start_time
 }
 
-/// Arms a timeout of `ticks` centiseconds for `handle`/`session`.
-pub fn timeout(handle: u32, session: i32, ticks: i64) {
+/// Arms a timeout of `ticks` centiseconds for `handle`/`session`. Returns the timeout
+/// back when it is due at once (`ticks <= 0`): the caller delivers it.
+pub fn timeout(handle: u32, session: i32, ticks: i64) -> Option<Expired> {
+    let ev = Expired { handle, session };
     if ticks <= 0 {
-        fire(Event { handle, session });
-        return;
+        return Some(ev);
     }
-    let mut w = WHEEL.lock();
-    let expire = w.tick + ticks as u64;
-    let ev = Event { handle, session };
-    if expire < w.tick + NEAR {
-        w.near[(expire % NEAR) as usize].push(ev);
-    } else {
-        w.order += 1;
-        let order = w.order;
-        w.far.push(Reverse((expire, order, ev)));
-    }
+    WHEEL.lock().add(ev, ticks as u64);
+    None
 }
 
-fn fire(ev: Event) {
-    // A timeout for a service that died is dropped silently.
-    context::send_raw(0, ev.handle, PTYPE_RESPONSE, ev.session, Payload::NULL, 0);
-}
-
-/// Advances skynet time to the monotonic clock, firing every tick passed.
-pub fn update() {
+/// Advances skynet time to the monotonic clock, handing `fire` every timeout of every
+/// tick passed.
+pub fn update(mut fire: impl FnMut(Expired)) {
     let now_ns = hpc();
     let last = CLOCK.last_ns.load(Ordering::Relaxed);
     if now_ns < last {
         return;
     }
-    let ticks = (now_ns - last) / 10_000_000;
+    let ticks = (now_ns - last) / TICK_NS;
     if ticks == 0 {
         return;
     }
     CLOCK
         .last_ns
-        .store(last + ticks * 10_000_000, Ordering::Relaxed);
+        .store(last + ticks * TICK_NS, Ordering::Relaxed);
     for _ in 0..ticks {
         NOW.fetch_add(1, Ordering::Relaxed);
-        tick();
+        let due = WHEEL.lock().advance();
+        for ev in due {
+            fire(ev);
+        }
     }
 }
 
-fn tick() {
-    let due = {
-        let mut w = WHEEL.lock();
-        w.tick += 1;
-        let tick = w.tick;
-        // Pull far timeouts into the ring before anything new is registered for their
-        // slots, so delivery keeps registration order.
-        while let Some(Reverse((expire, _, _))) = w.far.peek() {
-            if *expire >= tick + NEAR {
-                break;
-            }
-            if let Some(Reverse((expire, _, ev))) = w.far.pop() {
-                w.near[(expire % NEAR) as usize].push(ev);
-            }
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(session: i32) -> Expired {
+        Expired { handle: 1, session }
+    }
+
+    /// Runs the wheel `ticks` ticks and returns (tick, session) of everything fired.
+    fn run(w: &mut Wheel, ticks: u64) -> Vec<(u64, i32)> {
+        let mut fired = Vec::new();
+        for t in 1..=ticks {
+            fired.extend(w.advance().into_iter().map(|e| (t, e.session)));
         }
-        std::mem::take(&mut w.near[(tick % NEAR) as usize])
-    };
-    for ev in due {
-        fire(ev);
+        fired
+    }
+
+    #[test]
+    fn timeouts_fire_at_their_tick_in_order() {
+        let mut w = Wheel::new();
+        w.add(ev(1), 5);
+        w.add(ev(2), 1);
+        w.add(ev(3), 300);
+        w.add(ev(4), 5);
+        assert_eq!(run(&mut w, 400), vec![(1, 2), (5, 1), (5, 4), (300, 3)]);
+    }
+
+    #[test]
+    fn same_tick_keeps_registration_order_across_the_ring_and_heap() {
+        let mut w = Wheel::new();
+        // Registered first, far away: it lands in the heap.
+        w.add(ev(1), 600);
+        // 400 ticks on, the same expiry is near: it goes straight into the ring. The
+        // heap entry must move into the ring before it, as it was registered first.
+        let mut fired = run(&mut w, 400);
+        w.add(ev(2), 200);
+        w.add(ev(3), 200);
+        fired.extend(run(&mut w, 300).into_iter().map(|(t, s)| (t + 400, s)));
+        assert_eq!(fired, vec![(600, 1), (600, 2), (600, 3)]);
+    }
+
+    #[test]
+    fn long_timeouts_cross_the_ring_boundary() {
+        let mut w = Wheel::new();
+        for (i, ticks) in [255u64, 256, 257, 511, 512, 100_000].iter().enumerate() {
+            w.add(ev(i as i32), *ticks);
+        }
+        let fired = run(&mut w, 100_000);
+        assert_eq!(
+            fired,
+            vec![
+                (255, 0),
+                (256, 1),
+                (257, 2),
+                (511, 3),
+                (512, 4),
+                (100_000, 5)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_due_timeout_comes_back_to_the_caller() {
+        assert_eq!(
+            timeout(9, 3, 0),
+            Some(Expired {
+                handle: 9,
+                session: 3
+            })
+        );
+        assert_eq!(
+            timeout(9, 4, -5),
+            Some(Expired {
+                handle: 9,
+                session: 4
+            })
+        );
+    }
+
+    #[test]
+    fn now_and_starttime_follow_the_clocks() {
+        init();
+        let wall = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .expect("after 1970")
+            .as_secs();
+        assert!(start_time() <= wall && wall - start_time() < 3600);
+        let before = now();
+        assert!(
+            before < 100,
+            "now starts at the centisecond fraction: {before}"
+        );
+        let a = hpc();
+        let b = hpc();
+        assert!(b >= a && a > 0);
     }
 }

@@ -11,6 +11,7 @@
 use crate::context::{self, Context, InitFailed, Service};
 use crate::logging;
 use crate::message::{Message, Payload, PTYPE_CLIENT, PTYPE_SOCKET, PTYPE_TEXT};
+use crate::send::query_name;
 use crate::socket::record as sm;
 use crate::socket::{self, Priority, SendBuffer};
 use std::collections::HashMap;
@@ -58,7 +59,7 @@ fn parse_param(me: u32, param: &str) -> Option<(usize, u32, String, u8, usize)> 
     };
     let watchdog = match words[1] {
         "!" => 0,
-        w => match context::query_name(me, w) {
+        w => match query_name(me, w) {
             0 => {
                 logging::error(me, format!("Invalid watchdog {w}"));
                 return None;
@@ -118,14 +119,9 @@ pub fn create(ctx: &Arc<Context>, param: Option<&str>) -> Result<Box<dyn Service
 impl Gate {
     fn report(&self, text: String) {
         if self.watchdog != 0 {
-            let len = text.len();
-            context::send_raw(
-                self.me,
+            context::deliver(
                 self.watchdog,
-                PTYPE_TEXT,
-                0,
-                Payload::copy_of(text.as_bytes()),
-                len,
+                Message::new(self.me, 0, PTYPE_TEXT, Payload::copy_of(text.as_bytes())),
             );
         }
     }
@@ -158,7 +154,7 @@ impl Gate {
             }
             "broker" => {
                 if let Some(name) = words.next() {
-                    self.broker = context::query_name(self.me, name);
+                    self.broker = query_name(self.me, name);
                 }
             }
             "start" => {
@@ -194,36 +190,22 @@ impl Gate {
     }
 
     fn forward(&self, id: i32, c: &Connection, packet: &[u8]) {
-        let size = packet.len();
         if self.broker != 0 {
-            context::send_raw(
-                self.me,
+            context::deliver(
                 self.broker,
-                self.client_tag,
-                id,
-                Payload::copy_of(packet),
-                size,
+                Message::new(self.me, id, self.client_tag, Payload::copy_of(packet)),
             );
         } else if c.agent != 0 {
-            context::send_raw(
-                c.client,
+            context::deliver(
                 c.agent,
-                self.client_tag,
-                id,
-                Payload::copy_of(packet),
-                size,
+                Message::new(c.client, id, self.client_tag, Payload::copy_of(packet)),
             );
         } else if self.watchdog != 0 {
             let mut text = format!("{id} data ").into_bytes();
             text.extend_from_slice(packet);
-            let len = text.len();
-            context::send_raw(
-                self.me,
+            context::deliver(
                 self.watchdog,
-                PTYPE_TEXT,
-                id,
-                Payload::copy_of(&text),
-                len,
+                Message::new(self.me, id, PTYPE_TEXT, Payload::copy_of(&text)),
             );
         }
     }
@@ -319,7 +301,7 @@ impl Gate {
 
 impl Service for Gate {
     fn dispatch(&mut self, _ctx: &Arc<Context>, msg: Message) {
-        match msg.ptype {
+        match msg.ptype() {
             PTYPE_TEXT => self.control(msg.bytes()),
             PTYPE_CLIENT => self.client_send(msg.source, msg.bytes()),
             PTYPE_SOCKET => self.socket_event(&msg),

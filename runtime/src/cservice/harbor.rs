@@ -53,13 +53,13 @@ pub fn create(ctx: &Arc<Context>, param: Option<&str>) -> Result<Box<dyn Service
 
 impl Harbor {
     fn deliver(&self, me: u32, source: u32, dest: u32, session: i32, ptype: u8, payload: &[u8]) {
-        if !handle::is_remote(dest) {
+        if !context::handles().is_remote(dest) {
             let data = if payload.is_empty() {
                 Payload::NULL
             } else {
                 Payload::copy_of(payload)
             };
-            context::send_raw(source, dest, ptype, session, data, payload.len());
+            context::deliver(dest, Message::new(source, session, ptype, data));
             return;
         }
         logging::error(
@@ -71,7 +71,10 @@ impl Harbor {
             ),
         );
         if ptype != PTYPE_ERROR {
-            context::send_raw(me, source, PTYPE_ERROR, session, Payload::NULL, 0);
+            context::deliver(
+                source,
+                Message::new(me, session, PTYPE_ERROR, Payload::NULL),
+            );
         }
     }
 
@@ -89,8 +92,10 @@ impl Harbor {
                     });
                     let mut query = b"Q ".to_vec();
                     query.extend_from_slice(&name);
-                    let len = query.len();
-                    context::send_raw(me, self.slave, PTYPE_TEXT, 0, Payload::copy_of(&query), len);
+                    context::deliver(
+                        self.slave,
+                        Message::new(me, 0, PTYPE_TEXT, Payload::copy_of(&query)),
+                    );
                 }
             },
         }
@@ -122,7 +127,7 @@ impl Harbor {
 impl Service for Harbor {
     fn dispatch(&mut self, ctx: &Arc<Context>, msg: Message) {
         let me = ctx.handle;
-        match msg.ptype {
+        match msg.ptype() {
             PTYPE_SYSTEM => {
                 if let Some(r) = harbor::decode(msg.bytes()) {
                     self.remote(me, msg.source, msg.session, r);
@@ -135,7 +140,10 @@ impl Service for Harbor {
                     format!("recv invalid message from {:x},  type = {t}", msg.source),
                 );
                 if msg.session != 0 && t != PTYPE_ERROR {
-                    context::send_raw(me, msg.source, PTYPE_ERROR, msg.session, Payload::NULL, 0);
+                    context::deliver(
+                        msg.source,
+                        Message::new(me, msg.session, PTYPE_ERROR, Payload::NULL),
+                    );
                 }
             }
         }

@@ -3,7 +3,6 @@
 //! (a PTYPE_SYSTEM message from the core) reopens the file for log rotation.
 
 use crate::context::{self, Context, InitFailed, Service};
-use crate::handle;
 use crate::message::{Message, Payload, PTYPE_SYSTEM, PTYPE_TEXT};
 use crate::timer;
 use std::fs::{File, OpenOptions};
@@ -71,7 +70,7 @@ fn write_line(out: &mut dyn Write, stamp: Option<String>, source: u32, text: &[u
 
 impl Service for Logger {
     fn dispatch(&mut self, _ctx: &Arc<Context>, msg: Message) {
-        match msg.ptype {
+        match msg.ptype() {
             PTYPE_TEXT => match &mut self.sink {
                 Sink::Stdout => write_line(&mut io::stdout().lock(), None, msg.source, msg.bytes()),
                 Sink::File { file, .. } => {
@@ -92,8 +91,8 @@ impl Service for Logger {
 
 /// SIGHUP: asks the logger service to reopen its file.
 pub fn reopen_signal() {
-    let logger = handle::find_name(b"logger");
+    let logger = context::handles().find_name(b"logger");
     if logger != 0 {
-        context::send_raw(0, logger, PTYPE_SYSTEM, 0, Payload::NULL, 0);
+        context::deliver(logger, Message::new(0, 0, PTYPE_SYSTEM, Payload::NULL));
     }
 }

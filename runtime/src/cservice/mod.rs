@@ -5,18 +5,12 @@ pub mod harbor;
 pub mod logger;
 pub mod snlua;
 
-use crate::context::{Context, InitFailed, Service};
-use std::sync::Arc;
+use crate::module;
 
-/// Creates and initialises an instance for `ctx` with the launch parameter.
-pub type Create = fn(&Arc<Context>, Option<&str>) -> Result<Box<dyn Service>, InitFailed>;
-
-pub fn find(module: &str) -> Option<Create> {
-    match module {
-        "snlua" => Some(snlua::create),
-        "logger" => Some(logger::create),
-        "harbor" => Some(harbor::create),
-        "gate" => Some(gate::create),
-        _ => None,
-    }
+/// Makes every native service launchable by name.
+pub fn register_all() {
+    module::register("snlua", snlua::create);
+    module::register("logger", logger::create);
+    module::register("harbor", harbor::create);
+    module::register("gate", gate::create);
 }

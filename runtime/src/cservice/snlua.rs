@@ -36,13 +36,9 @@ pub fn create(ctx: &Arc<Context>, param: Option<&str>) -> Result<Box<dyn Service
     let hooked = host.clone();
     ctx.set_signal_hook(Box::new(move |sig| hooked.signal(sig)));
     let args = param.unwrap_or("").as_bytes();
-    context::send_raw(
+    context::deliver(
         ctx.handle,
-        ctx.handle,
-        PTYPE_TEXT,
-        0,
-        Payload::copy_of(args),
-        args.len(),
+        Message::new(ctx.handle, 0, PTYPE_TEXT, Payload::copy_of(args)),
     );
     Ok(Box::new(Snlua {
         l,
@@ -64,15 +60,11 @@ fn getenv_or(key: &str, default: &str) -> String {
 
 /// Reports a failed start to the launcher (it answers the pending `newservice`).
 fn report_launcher_error(ctx: &Context) {
-    let launcher = crate::handle::find_name(b"launcher");
+    let launcher = context::handles().find_name(b"launcher");
     if launcher != 0 {
-        context::send_raw(
-            ctx.handle,
+        context::deliver(
             launcher,
-            PTYPE_TEXT,
-            0,
-            Payload::copy_of(b"ERROR"),
-            5,
+            Message::new(ctx.handle, 0, PTYPE_TEXT, Payload::copy_of(b"ERROR")),
         );
     }
 }
@@ -159,9 +151,9 @@ impl Snlua {
             let gl = self.host.callback(self.l);
             self.host.switch_to(gl);
             ffi::lua_pushvalue(gl, 2);
-            ffi::lua_pushinteger(gl, msg.ptype as ffi::lua_Integer);
-            ffi::lua_pushlightuserdata(gl, msg.data.as_ptr() as *mut c_void);
-            ffi::lua_pushinteger(gl, msg.size as ffi::lua_Integer);
+            ffi::lua_pushinteger(gl, msg.ptype() as ffi::lua_Integer);
+            ffi::lua_pushlightuserdata(gl, msg.data() as *mut c_void);
+            ffi::lua_pushinteger(gl, msg.len() as ffi::lua_Integer);
             ffi::lua_pushinteger(gl, msg.session as ffi::lua_Integer);
             ffi::lua_pushinteger(gl, msg.source as ffi::lua_Integer);
             let r = ffi::lua_pcall(gl, 5, 0, 1);
@@ -178,7 +170,7 @@ impl Snlua {
                             .into_owned();
                         format!(
                             "lua call [{src:x} to {me} : {session} msgsz = {}] error : \x1b[31m{err}\x1b[0m",
-                            msg.size
+                            msg.len()
                         )
                     }
                 };
@@ -201,7 +193,7 @@ impl Service for Snlua {
         self.call(ctx, &msg);
         if self.host.forwards() {
             // Forward mode: the Lua side now owns the payload (it trashes or re-sends it).
-            let _ = msg.data.into_raw();
+            let _ = msg.into_payload().into_raw();
         }
     }
 

@@ -19,6 +19,7 @@
 //! raises `Invalid bson block ...` instead of reading past the end.
 
 use crate::lua::stack::{check_bytes, new_lib, push_bytes, raise, raise_top, to_bytes, type_name};
+use crate::strtol::strtol;
 use mlua::ffi::{self, lua_State};
 use std::ffi::{c_int, c_void, CStr};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -586,26 +587,6 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// `strtol(key, NULL, 10)`: optional sign and leading digits, 0 when none.
-fn parse_index(key: &[u8]) -> i64 {
-    let (neg, digits) = match key.first() {
-        Some(b'-') => (true, &key[1..]),
-        Some(b'+') => (false, &key[1..]),
-        _ => (false, key),
-    };
-    let v = digits
-        .iter()
-        .take_while(|b| b.is_ascii_digit())
-        .fold(0i64, |a, &b| {
-            a.saturating_mul(10).saturating_add(i64::from(b - b'0'))
-        });
-    if neg {
-        -v
-    } else {
-        v
-    }
-}
-
 /// Pushes the concatenation of `parts` as one string.
 ///
 /// # Safety
@@ -647,7 +628,7 @@ unsafe fn unpack_dict(l: *mut lua_State, r: &mut Reader, array: bool, depth: u32
             let bt = t.byte()?;
             let key = t.cstr()?;
             if array {
-                ffi::lua_pushinteger(l, (parse_index(key) as i32).wrapping_add(1).into());
+                ffi::lua_pushinteger(l, (strtol(key, 10).0 as i32).wrapping_add(1).into());
             } else {
                 push_bytes(l, key);
             }
@@ -1294,9 +1275,9 @@ local function i32(n) return string.pack('<i4', n) end
         assert_eq!(num_key(0, &mut tmp), b"0");
         assert_eq!(num_key(1234, &mut tmp), b"1234");
         assert_eq!(num_key(u64::MAX, &mut tmp), b"18446744073709551615");
-        assert_eq!(parse_index(b"12"), 12);
-        assert_eq!(parse_index(b"-3x"), -3);
-        assert_eq!(parse_index(b"x"), 0);
+        assert_eq!(strtol(b"12", 10).0, 12);
+        assert_eq!(strtol(b"-3x", 10).0, -3);
+        assert_eq!(strtol(b"x", 10).0, 0);
         let mut r = Reader { data: b"ab\0\x01" };
         assert_eq!(r.cstr(), Ok(&b"ab"[..]));
         assert!(r.i32().is_err());

@@ -6,11 +6,13 @@
 
 use super::seri;
 use crate::command;
-use crate::context::{self, Body, Context, Destination, SendError};
+use crate::context::{self, Context};
+use crate::handle::HANDLE_REMOTE_SHIFT;
 use crate::lua::host::host;
 use crate::lua::stack::{self as lua, push_bytes, raise, to_bytes, type_name};
-use crate::message::{self, Payload, PTYPE_TAG_ALLOCSESSION, PTYPE_TAG_DONTCOPY};
-use crate::{handle, logging, timer};
+use crate::message::{self, Message, Payload};
+use crate::send::{self, Destination, SendError};
+use crate::{logging, strtol, timer};
 use mlua::ffi::{self, lua_State};
 use std::ffi::{c_int, CStr};
 
@@ -60,31 +62,33 @@ unsafe fn destination<'a>(l: *mut lua_State, idx: c_int) -> Destination<'a> {
 /// `send`/`redirect` after the address: type, session, message [, size].
 unsafe fn send_message(l: *mut lua_State, source: u32, idx_type: c_int) -> c_int {
     // SAFETY: argument checks run first and raise with nothing owned; after that the
-    // only owned value (the payload) is handed to `context::send`.
+    // only owned value (the payload) is handed to `send::send`.
     unsafe {
         let ctx = context(l);
         let dest = destination(l, 1);
-        let mut ptype = ffi::luaL_checkinteger(l, idx_type) as i32;
-        let mut session = 0;
-        if ffi::lua_isnil(l, idx_type + 1) != 0 {
-            ptype |= PTYPE_TAG_ALLOCSESSION;
-        } else {
-            session = ffi::luaL_checkinteger(l, idx_type + 1) as i32;
-        }
-        let body = match ffi::lua_type(l, idx_type + 2) {
-            ffi::LUA_TSTRING => Body::Copy(to_bytes(l, idx_type + 2).unwrap_or(b"")),
+        let ptype = ffi::luaL_checkinteger(l, idx_type) as i32;
+        let alloc_session = ffi::lua_isnil(l, idx_type + 1) != 0;
+        let session = match alloc_session {
+            true => 0,
+            false => ffi::luaL_checkinteger(l, idx_type + 1) as i32,
+        };
+        let payload = match ffi::lua_type(l, idx_type + 2) {
+            ffi::LUA_TSTRING => match to_bytes(l, idx_type + 2).unwrap_or(b"") {
+                [] => Payload::NULL,
+                bytes => Payload::copy_of(bytes),
+            },
             ffi::LUA_TLIGHTUSERDATA => {
                 let p = ffi::lua_touserdata(l, idx_type + 2) as *mut u8;
                 let size = ffi::luaL_checkinteger(l, idx_type + 3) as c_int;
-                ptype |= PTYPE_TAG_DONTCOPY;
-                Body::Owned(Payload::from_raw(p), size.max(0) as usize)
+                Payload::from_raw(p, size.max(0) as usize)
             }
             _ => {
                 let t = type_name(l, idx_type + 2);
                 raise(l, format!("invalid param {t}"))
             }
         };
-        match context::send(ctx, source, dest, ptype, session, body) {
+        let msg = Message::new(source, session, (ptype & 0xff) as u8, payload);
+        match send::send(ctx, dest, msg, alloc_session) {
             Ok(session) => {
                 ffi::lua_pushinteger(l, session as ffi::lua_Integer);
                 1
@@ -148,24 +152,6 @@ unsafe extern "C-unwind" fn lcommand(l: *mut lua_State) -> c_int {
     }
 }
 
-/// `strtoll(s, &end, 0)` that must consume the whole string.
-fn parse_c_integer(s: &str) -> Option<i64> {
-    let t = s.trim_start();
-    let (neg, t) = match t.as_bytes().first() {
-        Some(b'-') => (true, &t[1..]),
-        Some(b'+') => (false, &t[1..]),
-        _ => (false, t),
-    };
-    let v = if let Some(h) = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
-        i64::from_str_radix(h, 16).ok()?
-    } else if t.len() > 1 && t.starts_with('0') {
-        i64::from_str_radix(&t[1..], 8).ok()?
-    } else {
-        t.parse::<i64>().ok()?
-    };
-    Some(if neg { v.wrapping_neg() } else { v })
-}
-
 unsafe extern "C-unwind" fn intcommand(l: *mut lua_State) -> c_int {
     // SAFETY: argument checks raise before anything is owned; `result` is dropped
     // before the only later raise.
@@ -186,7 +172,7 @@ unsafe extern "C-unwind" fn intcommand(l: *mut lua_State) -> c_int {
         };
         if result.is_empty() {
             ffi::lua_pushinteger(l, 0);
-        } else if let Some(i) = parse_c_integer(&result) {
+        } else if let Some(i) = strtol::whole(result.as_bytes()) {
             ffi::lua_pushinteger(l, i);
         } else if let Ok(f) = result.trim_start().parse::<f64>() {
             ffi::lua_pushnumber(l, f);
@@ -247,9 +233,9 @@ unsafe extern "C-unwind" fn harbor(l: *mut lua_State) -> c_int {
     // SAFETY: argument check then pushes.
     unsafe {
         let h = ffi::luaL_checkinteger(l, 1) as u32;
-        let id = h >> handle::HANDLE_REMOTE_SHIFT;
+        let id = h >> HANDLE_REMOTE_SHIFT;
         ffi::lua_pushinteger(l, id as ffi::lua_Integer);
-        ffi::lua_pushboolean(l, handle::is_remote(h) as c_int);
+        ffi::lua_pushboolean(l, context::handles().is_remote(h) as c_int);
     }
     2
 }

@@ -616,8 +616,9 @@ mod tests {
         unsafe {
             let id = ffi::luaL_checkinteger(l, 1) as i32;
             let bytes = lua::check_bytes(l, 2);
-            let buf = Payload::from_raw(payload_from(bytes));
-            let (p, n) = sm::Event::data(id, buf, bytes.len()).encode();
+            let buf = Payload::from_raw(payload_from(bytes), bytes.len());
+            let p = sm::Event::data(id, buf, bytes.len()).encode();
+            let n = p.len();
             ffi::lua_pushlightuserdata(l, p.into_raw().cast());
             ffi::lua_pushinteger(l, n as ffi::lua_Integer);
         }
@@ -646,7 +647,8 @@ mod tests {
                 }
                 _ => sm::Event::close(id),
             };
-            let (p, n) = ev.encode();
+            let p = ev.encode();
+            let n = p.len();
             if !matches!(kind, 1..=7) {
                 // An unknown event type: patch the record's type field.
                 ptr::write_unaligned(p.as_ptr().cast::<i32>(), kind);

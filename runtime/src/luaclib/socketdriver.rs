@@ -22,7 +22,7 @@ const BUFFER_META: &CStr = c"skynet.socketdriver.buffer";
 /// Buffered DATA payloads of one connection.
 #[derive(Default)]
 struct RecvBuffer {
-    chunks: VecDeque<(Payload, usize)>,
+    chunks: VecDeque<Payload>,
     /// Bytes of the front chunk already consumed.
     offset: usize,
     size: usize,
@@ -30,12 +30,7 @@ struct RecvBuffer {
 
 impl RecvBuffer {
     fn chunk(&self, i: usize) -> &[u8] {
-        let (p, len) = &self.chunks[i];
-        if p.is_null() {
-            return &[];
-        }
-        // SAFETY: a pushed payload owns `len` bytes until it is dropped.
-        unsafe { std::slice::from_raw_parts(p.as_ptr(), *len) }
+        self.chunks[i].bytes()
     }
 
     /// Removes `n` bytes (n <= size) from the front, appending them to `out`.
@@ -47,7 +42,7 @@ impl RecvBuffer {
             out.extend_from_slice(&front[..k]);
             n -= k;
             self.offset += k;
-            if self.offset == self.chunks[0].1 {
+            if self.offset == self.chunks[0].len() {
                 self.chunks.pop_front();
                 self.offset = 0;
             }
@@ -128,7 +123,7 @@ unsafe extern "C-unwind" fn push(l: *mut lua_State) -> c_int {
             raise(l, "need message block at param 3".to_owned());
         }
         let sz = ffi::luaL_checkinteger(l, 4).max(0) as usize;
-        b.chunks.push_back((Payload::from_raw(p), sz));
+        b.chunks.push_back(Payload::from_raw(p, sz));
         b.size += sz;
         ffi::lua_pushinteger(l, b.size as ffi::lua_Integer);
     }
@@ -357,7 +352,7 @@ unsafe fn send_buffer(l: *mut lua_State, idx: c_int) -> SendBuffer {
                 if sz < 0 {
                     raise(l, "Invalid size of user object".to_owned());
                 }
-                SendBuffer::Payload(Payload::from_raw(p), sz as usize)
+                SendBuffer::Payload(Payload::from_raw(p, sz as usize))
             }
             ffi::LUA_TUSERDATA => {
                 let p = ffi::lua_touserdata(l, idx) as *const u8;

@@ -37,18 +37,14 @@ use std::sync::{Arc, LazyLock, OnceLock};
 /// Bytes queued for writing: copied from Lua, or a payload buffer handed over.
 pub enum SendBuffer {
     Bytes(Vec<u8>),
-    Payload(Payload, usize),
+    Payload(Payload),
 }
 
 impl SendBuffer {
     pub fn as_slice(&self) -> &[u8] {
         match self {
             SendBuffer::Bytes(v) => v,
-            SendBuffer::Payload(p, len) if !p.is_null() => {
-                // SAFETY: a payload handed to the socket layer owns `len` bytes.
-                unsafe { std::slice::from_raw_parts(p.as_ptr(), *len) }
-            }
-            SendBuffer::Payload(..) => &[],
+            SendBuffer::Payload(p) => p.bytes(),
         }
     }
 }

@@ -157,9 +157,9 @@ impl Event {
         self.kind
     }
 
-    /// Encodes the event as a PTYPE_SOCKET payload and its size; the record takes over
-    /// the DATA/UDP buffer.
-    pub fn encode(self) -> (Payload, usize) {
+    /// Encodes the event as a PTYPE_SOCKET payload; the record takes over the DATA/UDP
+    /// buffer.
+    pub fn encode(self) -> Payload {
         let Event { kind, id, ud, body } = self;
         let (buffer, inline) = match body {
             Body::Empty => (ptr::null_mut(), Vec::new()),
@@ -182,20 +182,14 @@ impl Event {
             );
             ptr::copy_nonoverlapping(inline.as_ptr(), p.add(RECORD_SIZE), inline.len());
         }
-        // SAFETY: `p` is a live buffer from payload_alloc that nothing else owns.
-        (unsafe { Payload::from_raw(p) }, size)
+        // SAFETY: `p` is a live buffer of `size` bytes from payload_alloc, written above,
+        // that nothing else owns.
+        unsafe { Payload::from_raw(p, size) }
     }
 
-    /// The event as the PTYPE_SOCKET message a service receives (source 0, session 0).
+    /// The PTYPE_SOCKET message (source 0, session 0) that tells a service of the event.
     pub fn into_message(self) -> Message {
-        let (data, size) = self.encode();
-        Message {
-            source: 0,
-            session: 0,
-            ptype: PTYPE_SOCKET,
-            data,
-            size,
-        }
+        Message::new(0, 0, PTYPE_SOCKET, self.encode())
     }
 }
 
@@ -290,11 +284,6 @@ mod tests {
     use super::*;
     use crate::message::payload_from;
 
-    fn bytes(p: &Payload, n: usize) -> &[u8] {
-        // SAFETY: the tests pass payloads from `encode` with their sizes.
-        unsafe { std::slice::from_raw_parts(p.as_ptr(), n) }
-    }
-
     #[test]
     fn layout() {
         #[cfg(target_pointer_width = "64")]
@@ -307,22 +296,22 @@ mod tests {
     fn data_round_trip() {
         // SAFETY: the buffer comes from payload_from and is freed once, below.
         unsafe {
-            let (p, n) = Event::data(7, Payload::from_raw(payload_from(b"abc")), 3).encode();
-            assert_eq!(n, RECORD_SIZE);
-            let r = decode(bytes(&p, n)).expect("record");
+            let p = Event::data(7, Payload::from_raw(payload_from(b"abc"), 3), 3).encode();
+            assert_eq!(p.len(), RECORD_SIZE);
+            let r = decode(p.bytes()).expect("record");
             assert_eq!((r.kind, r.id, r.ud), (DATA, 7, 3));
             assert!(r.text.is_empty());
             assert_eq!(r.data(), b"abc");
             assert!(r.udp_address().is_none());
-            free_buffer(bytes(&p, n));
+            free_buffer(p.bytes());
         }
     }
 
     #[test]
     fn text_round_trip_and_truncation() {
-        let (p, n) = Event::accept(3, 9, "1.2.3.4:80").encode();
-        assert_eq!(n, RECORD_SIZE + 10);
-        let r = decode(bytes(&p, n)).expect("record");
+        let p = Event::accept(3, 9, "1.2.3.4:80").encode();
+        assert_eq!(p.len(), RECORD_SIZE + 10);
+        let r = decode(p.bytes()).expect("record");
         assert_eq!(
             (r.kind, r.id, r.ud, r.text),
             (ACCEPT, 3, 9, &b"1.2.3.4:80"[..])
@@ -330,14 +319,14 @@ mod tests {
         assert!(r.buffer.is_null());
 
         let long = "x".repeat(300);
-        let (p, n) = Event::error(1, &long).encode();
-        assert_eq!(n, RECORD_SIZE + MAX_TEXT);
-        assert_eq!(decode(bytes(&p, n)).expect("record").text.len(), MAX_TEXT);
+        let p = Event::error(1, &long).encode();
+        assert_eq!(p.len(), RECORD_SIZE + MAX_TEXT);
+        assert_eq!(decode(p.bytes()).expect("record").text.len(), MAX_TEXT);
 
-        let (p, n) = Event::close(4).encode();
-        let r = decode(bytes(&p, n)).expect("record");
+        let p = Event::close(4).encode();
+        let r = decode(p.bytes()).expect("record");
         assert_eq!((r.kind, r.id, r.ud, r.text), (CLOSE, 4, 0, &b""[..]));
-        assert!(decode(&bytes(&p, n)[..RECORD_SIZE - 1]).is_none());
+        assert!(decode(&p.bytes()[..RECORD_SIZE - 1]).is_none());
     }
 
     #[test]
@@ -346,19 +335,19 @@ mod tests {
         buf.extend_from_slice(&[1, 0x1f, 0x90, 127, 0, 0, 1]);
         // SAFETY: as in data_round_trip.
         unsafe {
-            let (p, n) = Event::udp(2, Payload::copy_of(&buf), 3).encode();
-            let r = decode(bytes(&p, n)).expect("record");
+            let p = Event::udp(2, Payload::copy_of(&buf), 3).encode();
+            let r = decode(p.bytes()).expect("record");
             assert_eq!(r.data(), b"hey");
             assert_eq!(r.udp_address(), Some(&buf[3..]));
-            free_buffer(bytes(&p, n));
+            free_buffer(p.bytes());
         }
     }
 
     #[test]
     fn into_message() {
         let m = Event::connect(5, 80, "start").into_message();
-        assert_eq!((m.source, m.session, m.ptype), (0, 0, PTYPE_SOCKET));
-        assert_eq!(m.size, RECORD_SIZE + 5);
+        assert_eq!((m.source, m.session, m.ptype()), (0, 0, PTYPE_SOCKET));
+        assert_eq!(m.bytes().len(), RECORD_SIZE + 5);
         let r = decode(m.bytes()).expect("record");
         assert_eq!(
             (r.kind, r.id, r.ud, r.text),
