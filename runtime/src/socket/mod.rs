@@ -28,6 +28,7 @@ use crate::message::Payload;
 use address::resolve_or_any;
 use crossbeam::channel::{self, Receiver, Sender};
 use parking_lot::Mutex;
+use server::Family;
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::RawFd;
@@ -49,13 +50,14 @@ impl SendBuffer {
     }
 }
 
+/// Which write queue a send joins: `send` is high, `lsend` low (socket.md §4.2).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Priority {
     High,
     Low,
 }
 
-pub(crate) enum Request {
+enum Request {
     Listen {
         id: i32,
         owner: u32,
@@ -96,6 +98,7 @@ pub(crate) enum Request {
         id: i32,
         owner: u32,
         socket: std::net::UdpSocket,
+        family: Family,
         peer: Option<SocketAddr>,
     },
     UdpConnect {
@@ -134,7 +137,7 @@ pub struct SocketInfo {
 
 /// What other threads may know about a live socket.
 #[derive(Default)]
-pub(crate) struct Shared {
+struct Shared {
     /// Closed locally with data still to write: sends are refused.
     pub closing: AtomicBool,
 }
@@ -176,6 +179,8 @@ pub trait Node: Send + Sync + 'static {
 struct Channel {
     tx: Sender<Request>,
     waker: Arc<mio::Waker>,
+    /// For the one thing worth logging on this side: a wake-up that failed.
+    node: Arc<dyn Node>,
 }
 
 static CHANNEL: OnceLock<Channel> = OnceLock::new();
@@ -186,7 +191,12 @@ pub fn start(node: Arc<dyn Node>) -> std::io::Result<std::thread::JoinHandle<()>
     let poll = mio::Poll::new()?;
     let waker = Arc::new(mio::Waker::new(poll.registry(), server::WAKER)?);
     // A second server would get requests no service can address: refuse it.
-    if CHANNEL.set(Channel { tx, waker }).is_err() {
+    let channel = Channel {
+        tx,
+        waker,
+        node: node.clone(),
+    };
+    if CHANNEL.set(channel).is_err() {
         return Err(std::io::Error::new(
             std::io::ErrorKind::AlreadyExists,
             "the socket server is already running",
@@ -202,11 +212,29 @@ pub fn exit() {
     request(Request::Exit);
 }
 
+/// The OS text of an error (strerror's, as upstream reports it), without Rust's
+/// " (os error N)".
+fn error_text(e: &std::io::Error) -> String {
+    let s = e.to_string();
+    match s.find(" (os error") {
+        Some(i) => s[..i].to_owned(),
+        None => s,
+    }
+}
+
+/// Queues `r` for the socket thread and wakes it. Before the server starts, or once it
+/// has stopped, there is nobody to serve the request: it is dropped, and with it any
+/// buffer it carries (an `info` asker then gets an empty list).
 fn request(r: Request) {
-    if let Some(ch) = CHANNEL.get() {
-        if ch.tx.send(r).is_ok() {
-            let _ = ch.waker.wake();
-        }
+    let Some(ch) = CHANNEL.get() else { return };
+    if ch.tx.send(r).is_err() {
+        return;
+    }
+    if let Err(e) = ch.waker.wake() {
+        ch.node.log(&format!(
+            "socket-server : send ctrl command error {}.",
+            error_text(&e)
+        ));
     }
 }
 
@@ -228,12 +256,12 @@ fn reserve_id() -> i32 {
     }
 }
 
-pub(crate) fn shared(id: i32) -> Option<Arc<Shared>> {
+fn shared(id: i32) -> Option<Arc<Shared>> {
     REGISTRY.live.lock().get(&id).cloned()
 }
 
 /// Forgets an id for good (the socket thread freed it).
-pub(crate) fn release_id(id: i32) {
+fn release_id(id: i32) {
     REGISTRY.live.lock().remove(&id);
 }
 
@@ -336,6 +364,7 @@ fn new_udp(owner: u32, local: SocketAddr, peer: Option<SocketAddr>) -> std::io::
         id,
         owner,
         socket,
+        family: Family::of(&local),
         peer,
     });
     Ok(id)
@@ -390,5 +419,6 @@ pub fn udp_send(id: i32, to: SocketAddr, buffer: SendBuffer) -> bool {
 pub fn info() -> Vec<SocketInfo> {
     let (tx, rx) = channel::bounded(1);
     request(Request::Info { reply: tx });
+    // No server to answer: no sockets.
     rx.recv().unwrap_or_default()
 }

@@ -21,7 +21,8 @@
 //! This file is the only place that knows the layout: the socket server describes what
 //! happened with an [`Event`], the node turns it into a message with
 //! [`Event::into_message`] when it delivers it, and `socketdriver.unpack`,
-//! `netpack.filter` and the message log (`LOGON`) read the records back with [`decode`]. It knows
+//! `netpack.filter` and the message log (`LOGON`) read the records back with
+//! [`decode`]; [`free_buffer`] frees the buffer of a record nobody received. It knows
 //! nothing above [`crate::message`]: it does not deliver anything itself.
 
 use crate::message::{payload_alloc, payload_free, Message, Payload, PTYPE_SOCKET};

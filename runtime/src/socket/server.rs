@@ -1,5 +1,7 @@
-//! The socket thread: owns every socket, polls them with mio (edge-triggered), serves the
-//! requests services queue, and reports what happens to each socket's owner.
+//! The socket thread (upstream's `socket_server.c` poll side): it owns every socket and
+//! its write queues, polls them with mio (edge-triggered), serves the requests services
+//! queue, and reports what happens to each socket's owner through the [`Node`]. It never
+//! calls into a service, the scheduler or the log itself.
 //!
 //! Reads go into one 64 KiB scratch buffer and each read becomes a DATA payload of exactly
 //! the bytes read: one `read` per wakeup for small frames, where upstream's adaptive
@@ -8,8 +10,8 @@
 
 use super::address::resolve;
 use super::{
-    encode_udp_address, release_id, shared, Event, Node, Priority, Request, SendBuffer, Shared,
-    SocketInfo,
+    encode_udp_address, error_text, release_id, shared, Event, Node, Priority, Request, SendBuffer,
+    Shared, SocketInfo,
 };
 use crate::message::Payload;
 use crossbeam::channel::Receiver;
@@ -23,6 +25,7 @@ use std::os::fd::RawFd;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+/// The token of the waker that request() fires; socket tokens are socket ids.
 pub(super) const WAKER: Token = Token(usize::MAX);
 const SCRATCH: usize = 64 * 1024;
 const WARNING_SIZE: usize = 1024 * 1024;
@@ -43,15 +46,33 @@ enum State {
     Bind,
 }
 
+/// The family of a UDP socket, fixed when it is made: a datagram or a default
+/// destination of the other family is refused.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(super) enum Family {
+    V4,
+    V6,
+}
+
+impl Family {
+    pub(super) fn of(addr: &SocketAddr) -> Family {
+        match addr {
+            SocketAddr::V4(_) => Family::V4,
+            SocketAddr::V6(_) => Family::V6,
+        }
+    }
+}
+
 enum Io {
     Listener(TcpListener),
     Stream(TcpStream),
     /// An OS descriptor we read but do not own (not closed when the socket goes).
     Bound(RawFd),
-    Udp(UdpSocket),
+    Udp(UdpSocket, Family),
 }
 
-struct Pending {
+/// Bytes waiting to be written (upstream's `write_buffer`).
+struct WriteBuffer {
     buffer: SendBuffer,
     offset: usize,
     /// Destination of a datagram (UDP only).
@@ -64,8 +85,8 @@ struct Socket {
     io: Io,
     state: State,
     reading: bool,
-    high: VecDeque<Pending>,
-    low: VecDeque<Pending>,
+    high: VecDeque<WriteBuffer>,
+    low: VecDeque<WriteBuffer>,
     pending: usize,
     warn_level: usize,
     warned: bool,
@@ -107,17 +128,10 @@ impl Socket {
             write_time: 0,
             local: None,
             peer: None,
+            // Every id is reserved before its request is queued, so it is registered;
+            // were it not, a flag of its own would only mean senders never see `closing`.
             shared: shared(id).unwrap_or_default(),
         }
-    }
-}
-
-/// The OS text of an error, without Rust's " (os error N)".
-fn error_text(e: &io::Error) -> String {
-    let s = e.to_string();
-    match s.find(" (os error") {
-        Some(i) => s[..i].to_owned(),
-        None => s.to_owned(),
     }
 }
 
@@ -137,10 +151,14 @@ struct Server {
     spare_fd: Option<std::fs::File>,
 }
 
+/// The spare descriptor. Without one (none to be had) accept still reports running out
+/// of descriptors, it only cannot drain the backlog.
 fn open_spare() -> Option<std::fs::File> {
     std::fs::File::open("/dev/null").ok()
 }
 
+/// The socket thread: polls, handles readiness, then serves the queued requests (the
+/// waker only ends the poll), until `Exit`.
 pub(super) fn run(poll: Poll, requests: Receiver<Request>, node: Arc<dyn Node>) {
     let mut server = Server {
         node,
@@ -155,9 +173,11 @@ pub(super) fn run(poll: Poll, requests: Receiver<Request>, node: Arc<dyn Node>) 
             if e.kind() == io::ErrorKind::Interrupted {
                 continue;
             }
+            // Upstream logs this and polls again. Any error but EINTR means the poll set
+            // itself is broken (EBADF, EINVAL), so polling again would only spin.
             server
                 .node
-                .log(&format!("socket-server: poll error: {}", error_text(&e)));
+                .log(&format!("socket-server error: {}", error_text(&e)));
             return;
         }
         for ev in events.iter() {
@@ -191,7 +211,7 @@ impl Server {
             Io::Listener(l) => registry.register(l, token, Interest::READABLE),
             Io::Stream(t) => registry.register(t, token, Interest::READABLE | Interest::WRITABLE),
             Io::Bound(fd) => registry.register(&mut SourceFd(fd), token, Interest::READABLE),
-            Io::Udp(u) => registry.register(u, token, Interest::READABLE | Interest::WRITABLE),
+            Io::Udp(u, _) => registry.register(u, token, Interest::READABLE | Interest::WRITABLE),
         }
     }
 
@@ -202,9 +222,7 @@ impl Server {
                 true
             }
             Err(e) => {
-                self.node
-                    .deliver(s.owner, Event::error(s.id, &error_text(&e)));
-                release_id(s.id);
+                self.refuse(s.id, s.owner, &e);
                 false
             }
         }
@@ -216,12 +234,21 @@ impl Server {
             return;
         };
         let registry = self.poll.registry();
-        let _ = match &mut s.io {
+        let deregistered = match &mut s.io {
             Io::Listener(l) => registry.deregister(l),
             Io::Stream(t) => registry.deregister(t),
             Io::Bound(fd) => registry.deregister(&mut SourceFd(fd)),
-            Io::Udp(u) => registry.deregister(u),
+            Io::Udp(u, _) => registry.deregister(u),
         };
+        match deregistered {
+            Ok(()) => {}
+            // A bound descriptor its owner has closed already left the poll set then.
+            Err(e) if matches!(s.io, Io::Bound(_)) && e.raw_os_error() == Some(libc::EBADF) => {}
+            Err(e) => self.node.log(&format!(
+                "socket-server: socket ({id}) error: deregister: {}.",
+                error_text(&e)
+            )),
+        }
         if let (Some(owner), false) = (notify, s.close_reported) {
             self.node.deliver(owner, Event::close(id));
         }
@@ -249,19 +276,7 @@ impl Server {
                 host,
                 port,
             } => self.connect(id, owner, &host, port),
-            Request::Bind { id, owner, fd } => {
-                let mut s = Socket::new(id, owner, Io::Bound(fd), State::Bind);
-                s.reading = true;
-                // SAFETY: setting O_NONBLOCK on a descriptor the service handed over.
-                unsafe {
-                    let flags = libc::fcntl(fd, libc::F_GETFL);
-                    libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK);
-                }
-                if self.insert(s) {
-                    self.node.deliver(owner, Event::connect(id, 0, "binding"));
-                    self.read(id);
-                }
-            }
+            Request::Bind { id, owner, fd } => self.bind(id, owner, fd),
             Request::Start { id, owner } => self.start(id, owner),
             Request::Pause { id } => {
                 if let Some(s) = self.sockets.get_mut(&id) {
@@ -273,14 +288,7 @@ impl Server {
                 owner,
                 shutdown,
             } => self.close(id, owner, shutdown),
-            Request::Nodelay { id } => {
-                if let Some(Socket {
-                    io: Io::Stream(t), ..
-                }) = self.sockets.get(&id)
-                {
-                    let _ = t.set_nodelay(true);
-                }
-            }
+            Request::Nodelay { id } => self.nodelay(id),
             Request::Send {
                 id,
                 buffer,
@@ -290,23 +298,13 @@ impl Server {
                 id,
                 owner,
                 socket,
+                family,
                 peer,
-            } => {
-                let mut s = Socket::new(
-                    id,
-                    owner,
-                    Io::Udp(UdpSocket::from_std(socket)),
-                    State::Connected,
-                );
-                s.reading = true;
-                s.peer = peer;
-                if self.insert(s) {
-                    self.read(id);
-                }
-            }
+            } => self.udp(id, owner, socket, family, peer),
             Request::UdpConnect { id, peer } => self.udp_connect(id, peer),
             Request::UdpSend { id, buffer, to } => self.udp_send(id, buffer, to),
             Request::Info { reply } => {
+                // The asker waits for this reply; were it gone, nobody would be told.
                 let _ = reply.send(self.info());
             }
             Request::Exit => return false,
@@ -314,21 +312,76 @@ impl Server {
         true
     }
 
+    /// A socket that could not be opened: ERROR to its owner, and the id goes.
+    fn refuse(&self, id: i32, owner: u32, e: &io::Error) {
+        self.node.deliver(owner, Event::error(id, &error_text(e)));
+        release_id(id);
+    }
+
     fn listen(&mut self, id: i32, owner: u32, listener: std::net::TcpListener) {
-        let local = listener.local_addr().ok();
+        // The CONNECT event carries the bound address (the port, when 0 was asked for);
+        // upstream reports a failing getsockname as ERROR.
+        let local = match listener.local_addr() {
+            Ok(a) => a,
+            Err(e) => return self.refuse(id, owner, &e),
+        };
         let mut s = Socket::new(
             id,
             owner,
             Io::Listener(TcpListener::from_std(listener)),
             State::PListen,
         );
-        s.local = local;
+        s.local = Some(local);
         if self.insert(s) {
-            let (ip, port) = local
-                .map(|a| (a.ip().to_string(), a.port()))
-                .unwrap_or_default();
-            self.node
-                .deliver(owner, Event::connect(id, port as i32, &ip));
+            let ip = local.ip().to_string();
+            let port = i32::from(local.port());
+            self.node.deliver(owner, Event::connect(id, port, &ip));
+        }
+    }
+
+    /// `bind`: reads a descriptor the service handed over, at once.
+    fn bind(&mut self, id: i32, owner: u32, fd: RawFd) {
+        // The socket thread must never block on a read.
+        if let Err(e) = set_nonblocking(fd) {
+            return self.refuse(id, owner, &e);
+        }
+        let mut s = Socket::new(id, owner, Io::Bound(fd), State::Bind);
+        s.reading = true;
+        if self.insert(s) {
+            self.node.deliver(owner, Event::connect(id, 0, "binding"));
+            self.read(id);
+        }
+    }
+
+    /// A UDP socket made by `udp`, `udp_listen` or `udp_dial`; reading is on at once.
+    fn udp(
+        &mut self,
+        id: i32,
+        owner: u32,
+        socket: std::net::UdpSocket,
+        family: Family,
+        peer: Option<SocketAddr>,
+    ) {
+        let io = Io::Udp(UdpSocket::from_std(socket), family);
+        let mut s = Socket::new(id, owner, io, State::Connected);
+        s.reading = true;
+        s.peer = peer;
+        if self.insert(s) {
+            self.read(id);
+        }
+    }
+
+    fn nodelay(&mut self, id: i32) {
+        if let Some(Socket {
+            io: Io::Stream(t), ..
+        }) = self.sockets.get(&id)
+        {
+            if let Err(e) = t.set_nodelay(true) {
+                self.node.log(&format!(
+                    "socket-server: socket ({id}) error: TCP_NODELAY: {}.",
+                    error_text(&e)
+                ));
+            }
         }
     }
 
@@ -336,11 +389,7 @@ impl Server {
         let opened = resolve(host, port).and_then(|addr| Ok((addr, connect_nonblocking(addr)?)));
         let (addr, stream) = match opened {
             Ok(opened) => opened,
-            Err(e) => {
-                self.node.deliver(owner, Event::error(id, &error_text(&e)));
-                release_id(id);
-                return;
-            }
+            Err(e) => return self.refuse(id, owner, &e),
         };
         let mut s = Socket::new(id, owner, Io::Stream(stream), State::Connecting);
         s.reading = true;
@@ -399,7 +448,14 @@ impl Server {
         s.closing = true;
         s.shared.closing.store(true, Ordering::Release);
         if let Io::Stream(t) = &s.io {
-            let _ = t.shutdown(std::net::Shutdown::Read);
+            match t.shutdown(std::net::Shutdown::Read) {
+                // ENOTCONN: the peer is gone already, there is no reading to stop.
+                Err(e) if e.kind() != io::ErrorKind::NotConnected => self.node.log(&format!(
+                    "socket-server: socket ({id}) error: shutdown: {}.",
+                    error_text(&e)
+                )),
+                _ => {}
+            }
         }
         if !s.close_reported {
             s.close_reported = true;
@@ -424,7 +480,7 @@ impl Server {
         if len == 0 {
             return;
         }
-        if let Io::Udp(_) = s.io {
+        if let Io::Udp(..) = s.io {
             let to = s.peer;
             match to {
                 Some(to) => self.udp_send(id, buffer, to),
@@ -434,7 +490,7 @@ impl Server {
             }
             return;
         }
-        let pending = Pending {
+        let pending = WriteBuffer {
             buffer,
             offset: 0,
             to: None,
@@ -503,6 +559,7 @@ impl Server {
             Ok(peer) => {
                 s.state = State::Connected;
                 s.peer = Some(peer);
+                // Only netstat shows the local address: without one it shows none.
                 s.local = t.local_addr().ok();
                 let owner = s.owner;
                 self.node
@@ -538,8 +595,16 @@ impl Server {
                     let mut conn = Socket::new(new_id, owner, Io::Stream(stream), State::PAccept);
                     conn.peer = Some(peer);
                     if let Io::Stream(t) = &conn.io {
+                        // Only netstat shows the local address: without one it shows none.
                         conn.local = t.local_addr().ok();
-                        let _ = socket2::SockRef::from(t).set_keepalive(true);
+                        // Keepalive only finds dead peers sooner: without it the connection
+                        // still works, so it is kept and the failure logged.
+                        if let Err(e) = socket2::SockRef::from(t).set_keepalive(true) {
+                            self.node.log(&format!(
+                                "socket-server: socket ({new_id}) error: SO_KEEPALIVE: {}.",
+                                error_text(&e)
+                            ));
+                        }
                     }
                     if self.insert(conn) {
                         self.node
@@ -592,7 +657,7 @@ impl Server {
             let result = match &mut s.io {
                 Io::Stream(t) => t.read(&mut self.scratch),
                 Io::Bound(fd) => read_fd(*fd, &mut self.scratch),
-                Io::Udp(u) => match u.recv_from(&mut self.scratch) {
+                Io::Udp(u, _) => match u.recv_from(&mut self.scratch) {
                     Ok((n, from)) => {
                         s.bytes_read += n as u64;
                         s.read_time = self.node.now();
@@ -645,20 +710,29 @@ impl Server {
         let Some(s) = self.sockets.get_mut(&id) else {
             return;
         };
-        if let Io::Udp(u) = &s.io {
+        if let Io::Udp(u, _) = &s.io {
             while let Some(p) = s.high.front() {
-                let to = p.to.unwrap_or_else(|| ([0, 0, 0, 0], 0).into());
-                match u.send_to(p.buffer.as_slice(), to) {
+                let len = p.buffer.as_slice().len();
+                // udp_send queues every datagram with its destination.
+                let sent = match p.to {
+                    Some(to) => u.send_to(p.buffer.as_slice(), to),
+                    None => Err(io::ErrorKind::AddrNotAvailable.into()),
+                };
+                match sent {
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                    sent => {
-                        if let Ok(n) = sent {
-                            s.bytes_written += n as u64;
-                            s.write_time = self.node.now();
-                        }
-                        s.pending -= p.buffer.as_slice().len();
-                        s.high.pop_front();
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Ok(n) => {
+                        s.bytes_written += n as u64;
+                        s.write_time = self.node.now();
                     }
+                    // A datagram that cannot go is dropped, as upstream drops it.
+                    Err(e) => self.node.log(&format!(
+                        "socket-server : udp ({id}) sendto error {}.",
+                        error_text(&e)
+                    )),
                 }
+                s.pending -= len;
+                s.high.pop_front();
             }
             return;
         }
@@ -714,19 +788,13 @@ impl Server {
             self.free(id, None);
         }
     }
-}
 
-impl Server {
     fn udp_connect(&mut self, id: i32, peer: SocketAddr) {
         let Some(s) = self.sockets.get_mut(&id) else {
             return;
         };
-        let Io::Udp(u) = &s.io else { return };
-        let same_family = u
-            .local_addr()
-            .map(|l| l.is_ipv4() == peer.is_ipv4())
-            .unwrap_or(false);
-        if same_family {
+        let Io::Udp(_, family) = s.io else { return };
+        if family == Family::of(&peer) {
             s.peer = Some(peer);
         } else {
             let owner = s.owner;
@@ -739,18 +807,15 @@ impl Server {
         let Some(s) = self.sockets.get_mut(&id) else {
             return;
         };
-        let Io::Udp(u) = &s.io else { return };
-        if u.local_addr()
-            .map(|l| l.is_ipv4() != to.is_ipv4())
-            .unwrap_or(true)
-        {
+        let Io::Udp(_, family) = s.io else { return };
+        if family != Family::of(&to) {
             self.node.log(&format!(
                 "socket-server: udp socket ({id}) error: type mismatch."
             ));
             return;
         }
         s.pending += buffer.as_slice().len();
-        s.high.push_back(Pending {
+        s.high.push_back(WriteBuffer {
             buffer,
             offset: 0,
             to: Some(to),
@@ -767,7 +832,7 @@ impl Server {
             .filter_map(|s| {
                 let kind = match (&s.io, s.state) {
                     (Io::Listener(_), State::Listen) => "LISTEN",
-                    (Io::Udp(_), _) => "UDP",
+                    (Io::Udp(..), _) => "UDP",
                     (Io::Bound(_), _) => "BIND",
                     (Io::Stream(_), State::Connected) => "TCP",
                     (Io::Stream(_), State::HalfCloseRead | State::HalfCloseWrite) => "CLOSING",
@@ -795,8 +860,10 @@ impl Server {
     }
 }
 
+/// `read` on a bound descriptor (std has no type for a descriptor it does not own).
 fn read_fd(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
-    // SAFETY: `buf` is valid for `buf.len()` writable bytes.
+    // SAFETY: `buf` is valid for `buf.len()` writable bytes, which is all read(2) writes;
+    // a descriptor that is not open only makes it fail with EBADF.
     let n = unsafe { libc::read(fd, buf.as_mut_ptr() as *mut libc::c_void, buf.len()) };
     if n < 0 {
         Err(io::Error::last_os_error())
@@ -805,6 +872,22 @@ fn read_fd(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
     }
 }
 
+/// Sets O_NONBLOCK on a descriptor (std has no call for one it does not own).
+fn set_nonblocking(fd: RawFd) -> io::Result<()> {
+    // SAFETY: F_GETFL only reads the descriptor's status flags; a descriptor that is not
+    // open only makes it fail with EBADF. No memory of ours is involved.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if flags < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: as above; F_SETFL changes only the status flags of `fd`.
+    if unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// A TCP connect that does not wait: EINPROGRESS is finished by `finish_connect`.
 fn connect_nonblocking(addr: SocketAddr) -> io::Result<TcpStream> {
     let sock = socket2::Socket::new(
         socket2::Domain::for_address(addr),
@@ -1017,6 +1100,76 @@ mod tests {
         });
         let refused = (3, record::ERROR, id, 0, b"Connection refused".to_vec());
         assert_eq!(server.next(), refused);
+        server.stop();
+    }
+
+    #[test]
+    fn a_bad_descriptor_is_refused() {
+        let server = Running::start();
+        let id = reserve_id();
+        server.request(Request::Bind {
+            id,
+            owner: 4,
+            fd: -1,
+        });
+        let error = (4, record::ERROR, id, 0, b"Bad file descriptor".to_vec());
+        assert_eq!(server.next(), error);
+        assert!(shared(id).is_none(), "the id is released");
+        server.stop();
+    }
+
+    #[test]
+    fn udp_keeps_to_its_family() {
+        let server = Running::start();
+        let local: SocketAddr = "127.0.0.1:0".parse().expect("literal");
+        let socket = std::net::UdpSocket::bind(local).expect("udp bind");
+        socket.set_nonblocking(true).expect("nonblocking");
+        let at = socket.local_addr().expect("bound address");
+        let id = reserve_id();
+        server.request(Request::Udp {
+            id,
+            owner: 5,
+            socket,
+            family: Family::of(&local),
+            peer: None,
+        });
+
+        let peer = std::net::UdpSocket::bind("127.0.0.1:0").expect("peer bind");
+        peer.send_to(b"ping", at).expect("peer send");
+        let (owner, kind, from_id, size, body) = server.next();
+        assert_eq!((owner, kind, from_id, size), (5, record::UDP, id, 4));
+        let from = peer.local_addr().expect("peer address");
+        assert_eq!(
+            &body[..],
+            b"ping",
+            "the address follows the data, unseen here"
+        );
+
+        server.request(Request::UdpSend {
+            id,
+            buffer: SendBuffer::Bytes(b"pong".to_vec()),
+            to: from,
+        });
+        let mut got = [0; 8];
+        peer.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        let (n, sender) = peer.recv_from(&mut got).expect("peer receive");
+        assert_eq!((&got[..n], sender), (&b"pong"[..], at));
+
+        let v6: SocketAddr = "[::1]:9".parse().expect("literal");
+        server.request(Request::UdpSend {
+            id,
+            buffer: SendBuffer::Bytes(b"x".to_vec()),
+            to: v6,
+        });
+        let line = server.lines.recv_timeout(Duration::from_secs(10));
+        assert_eq!(
+            line.expect("a log line"),
+            format!("socket-server: udp socket ({id}) error: type mismatch.")
+        );
+        server.request(Request::UdpConnect { id, peer: v6 });
+        let mismatch = (5, record::ERROR, id, 0, b"protocol mismatch".to_vec());
+        assert_eq!(server.next(), mismatch);
         server.stop();
     }
 }
