@@ -152,8 +152,8 @@ static REGISTRY: LazyLock<Registry> = LazyLock::new(|| Registry {
     live: Mutex::new(HashMap::new()),
 });
 
-/// What the socket server needs from the node it runs in: all of it, so that this module
-/// imports nothing above [`crate::message`].
+/// Everything the socket server needs from the node it runs in; nothing else reaches
+/// out of this module, so it imports nothing above [`crate::message`].
 ///
 /// Three calls, because the socket thread does three things that reach outside: it
 /// reports events to services, it logs (upstream's `skynet_error(NULL, ...)` lines), and
@@ -168,7 +168,8 @@ static REGISTRY: LazyLock<Registry> = LazyLock::new(|| Registry {
 pub trait Node: Send + Sync + 'static {
     /// Hands `event` to service `owner` as its PTYPE_SOCKET message
     /// ([`Event::into_message`]) and wakes a worker if all sleep. When there is no such
-    /// service the event is dropped, which frees its DATA/UDP buffer.
+    /// service, the event and its DATA/UDP buffer are freed (dropping an `Event` does
+    /// that; a message made from one needs `record::free_buffer`).
     fn deliver(&self, owner: u32, event: Event);
     /// Logs one line as the node's error log does, with source 0.
     fn log(&self, text: &str);
