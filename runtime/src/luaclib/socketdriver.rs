@@ -408,24 +408,17 @@ unsafe extern "C-unwind" fn resolve(l: *mut lua_State) -> c_int {
     // SAFETY: the host string is dropped before the error raises.
     unsafe {
         let host = String::from_utf8_lossy(lua::check_bytes(l, 1)).into_owned();
-        let found = std::net::ToSocketAddrs::to_socket_addrs(&(host.as_str(), 0));
+        let found = socket::resolve_all(&host);
         drop(host);
         match found {
-            Ok(addrs) => {
+            Ok(ips) => {
                 ffi::lua_newtable(l);
-                for (i, a) in addrs.enumerate() {
-                    push_bytes(l, a.ip().to_string().as_bytes());
+                for (i, ip) in ips.iter().enumerate() {
+                    push_bytes(l, ip.to_string().as_bytes());
                     ffi::lua_rawseti(l, -2, (i + 1) as ffi::lua_Integer);
                 }
             }
-            Err(e) => {
-                let text = e.to_string();
-                let text = text
-                    .strip_prefix("failed to lookup address information: ")
-                    .unwrap_or(&text)
-                    .to_owned();
-                raise(l, text)
-            }
+            Err(e) => raise(l, e.to_string()),
         }
     }
     1
