@@ -195,12 +195,13 @@ fn oversize_frame_closes_only_that_connection() {
 }
 
 #[test]
-fn gate_holds_ten_thousand_connections() {
+fn gate_holds_ten_thousand_connections_needs_nofile_10200() {
     const N: usize = 10_000;
     let limit = raise_fd_limit(N as u64 + 1000);
     if limit < N as u64 + 200 {
-        eprintln!(
-            "skipped: this process may open only {limit} descriptors, {N} connections need more"
+        common::skipped(
+            "gate_holds_ten_thousand_connections_needs_nofile_10200",
+            &format!("this process may open only {limit} descriptors (ulimit -Hn)"),
         );
         return;
     }
