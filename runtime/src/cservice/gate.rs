@@ -247,6 +247,9 @@ impl Gate {
             if size >= MAX_PACKET {
                 logging::error(self.me, "Recv socket message > 16M");
                 socket::close(self.me, id);
+                // The connection is forgotten here, so its CLOSE event finds nothing to
+                // report: tell the watchdog now, as upstream's gate does on that event.
+                self.report(format!("{id} close"));
                 return;
             }
             if rest.len() < self.header_size + size {
