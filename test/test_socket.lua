@@ -128,11 +128,14 @@ tester.run("test_socket", function()
 	end
 	eq(got, "xyz", "unsized reads")
 
+	local wrote = false
 	skynet.fork(function()
 		skynet.sleep(5)
 		socket.write(c, "wake")
+		wrote = true
 	end)
 	eq(socket.block(s), true, "block returns on data")
+	eq(wrote, true, "block waited until the data was sent")
 	eq(socket.read(s, 4), "wake", "data after block")
 
 	socket.write(s, "pong\n")

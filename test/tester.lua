@@ -254,11 +254,15 @@ function tester.spin_until(cond, seconds)
 	return true
 end
 
--- Spins (as spin_until) until at least n messages wait in this service's queue.
+-- Spins (as spin_until) until at least n messages wait in this service's queue; raises
+-- if they never do (a caller must not go on as if they were queued).
 function tester.spin_until_queued(n, seconds)
-	return tester.spin_until(function()
+	local queued = tester.spin_until(function()
 		return skynet.mqlen() >= n
 	end, seconds)
+	if not queued then
+		error(string.format("spin_until_queued: %d of %d messages queued", skynet.mqlen(), n), 2)
+	end
 end
 
 -- A count-down latch: `done()` n times releases `wait()`. Unlike a bare

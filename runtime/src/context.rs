@@ -11,7 +11,7 @@ use crate::message::{Message, Payload, PTYPE_ERROR, PTYPE_SOCKET};
 use crate::mq::{GlobalQueue, Pushed, ServiceQueue};
 use crate::msglog::MessageLog;
 use crate::socket::record;
-use crate::timer;
+use crate::{memory, timer};
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock, OnceLock};
@@ -232,6 +232,7 @@ impl Context {
         if !self.reserved.swap(true, Ordering::AcqRel) {
             TOTAL.fetch_sub(1, Ordering::AcqRel);
         }
+        memory::note_release();
     }
 }
 

@@ -6,10 +6,16 @@
 //! whichever thread frees it. Statistics live in 65536 slots indexed by
 //! `handle & 0xFFFF`, as upstream's. Lua VM memory is not counted here: snlua accounts
 //! for it itself (`memlimit`, `collectgarbage "count"`).
+//!
+//! Giving memory back: upstream never does, so a node that once ran 20,000 services
+//! keeps their memory. Here a released service is counted ([`note_release`]), and a
+//! worker about to sleep after releases asks both allocators to return free pages to the
+//! OS ([`give_back`]): mimalloc (the Lua heaps) collects its thread's heap and purges,
+//! libc's malloc (everything else) trims.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
-use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
 
 const SLOTS: usize = 0x10000;
 const HEADER: usize = 16;
@@ -153,5 +159,49 @@ pub fn of(handle: u32) -> i64 {
         s.bytes.load(Ordering::Relaxed)
     } else {
         0
+    }
+}
+
+/// Services released so far: a worker gives memory back when this moved.
+static RELEASES: AtomicU64 = AtomicU64::new(0);
+
+/// Counts a released service (its VM and context are freed now).
+pub fn note_release() {
+    RELEASES.fetch_add(1, Ordering::Relaxed);
+}
+
+/// A busy worker gives memory back after this many releases, not only when it idles: a
+/// node that kills thousands of services at once is busy for a while after.
+const RELEASES_PER_GIVE_BACK: u64 = 1024;
+
+/// What one worker has given back: the release count it saw at its last give-back.
+#[derive(Default)]
+pub struct GiveBack {
+    seen: u64,
+}
+
+impl GiveBack {
+    /// Between batches: gives memory back once many services were released.
+    pub fn busy(&mut self) {
+        if RELEASES.load(Ordering::Relaxed) - self.seen >= RELEASES_PER_GIVE_BACK {
+            self.idle();
+        }
+    }
+
+    /// Before sleeping: gives memory back if any service was released since the last
+    /// give-back on this thread. mimalloc heaps are per thread, so each worker collects
+    /// its own.
+    pub fn idle(&mut self) {
+        let releases = RELEASES.load(Ordering::Relaxed);
+        if releases == self.seen {
+            return;
+        }
+        self.seen = releases;
+        // SAFETY: both calls only walk the allocators' own free lists; no block in use
+        // is touched.
+        unsafe {
+            libmimalloc_sys::mi_collect(true);
+            libc::malloc_trim(0);
+        }
     }
 }

@@ -7,6 +7,7 @@
 //! node stops when no live service is left.
 
 use crate::dispatch::{self, DispatchWatch};
+use crate::memory::GiveBack;
 use crate::{command, context, logging, timer};
 use parking_lot::{Condvar, Mutex};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -106,9 +107,12 @@ pub fn install_signals() {
 
 fn worker(monitor: Arc<Monitor>, weight: i32) {
     let mut current = None;
+    let mut memory = GiveBack::default();
     while !QUIT.load(Ordering::Acquire) {
         current = dispatch::dispatch_batch(current, weight, &*monitor);
+        memory.busy();
         if current.is_none() {
+            memory.idle();
             let mut count = SLEEPERS.count.lock();
             *count += 1;
             // Recheck under the lock so a wakeup between the failed pop and the wait is

@@ -1,10 +1,13 @@
 //! Booting a node: config -> env, the logger, the bootstrap service, then the threads
-//! until the last service is gone.
+//! until the last service is gone. This is the top layer: it also ties the socket
+//! server, which knows nothing above messages, to the services, the scheduler, the log
+//! and the timer ([`Services`]).
 
 use crate::dispatch::dispatch_all;
 use crate::launch::launch;
 use crate::{config, context, cservice, daemon, env, logging, scheduler, socket, timer};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 const DEFAULT_THREADS: i64 = 8;
 
@@ -69,7 +72,7 @@ pub fn start(config_path: &str) -> ExitCode {
         dispatch_all(logger);
         return ExitCode::from(1);
     }
-    let socket_thread = match socket::start() {
+    let socket_thread = match socket::start(Arc::new(Services)) {
         Ok(t) => t,
         Err(e) => {
             eprintln!("Can't start the socket server: {e}");
@@ -82,4 +85,39 @@ pub fn start(config_path: &str) -> ExitCode {
         daemon::exit(p);
     }
     ExitCode::SUCCESS
+}
+
+/// The node as the socket server sees it (upstream's `skynet_socket.c` glue).
+struct Services;
+
+impl socket::Node for Services {
+    fn deliver(&self, owner: u32, event: socket::Event) {
+        // A service that is gone gets nothing: context::deliver frees the message and
+        // its DATA/UDP buffer, and there is no work to wake a worker for.
+        if context::deliver(owner, event.into_message()) {
+            scheduler::wakeup_if_all_sleep();
+        }
+    }
+
+    fn log(&self, text: &str) {
+        logging::error(0, text);
+    }
+
+    fn now(&self) -> u64 {
+        timer::now()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::Payload;
+    use socket::Node;
+
+    #[test]
+    fn event_for_a_missing_service_is_dropped() {
+        // Handle 0 never exists: the event and its buffer are freed, not queued (run
+        // under a leak checker to see the difference).
+        Services.deliver(0, socket::Event::data(1, Payload::copy_of(b"x"), 1));
+    }
 }

@@ -1087,9 +1087,12 @@ fn gate_with_watchdog() {
 
 /// Upstream's example client (its ports moved to ours) against our server.
 #[test]
-fn cross_talk_upstream_client() {
+fn cross_talk_upstream_client_needs_skynet_upstream() {
     let Some(upstream) = LuaLib::upstream() else {
-        eprintln!("SKYNET_UPSTREAM is not set: skipping upstream's client against our server");
+        common::skipped(
+            "cross_talk_upstream_client_needs_skynet_upstream",
+            "SKYNET_UPSTREAM is unset",
+        );
         return;
     };
     let mut node = Node::start("login-cross-client", NodeConf::login_example(ports(5)));
@@ -1134,9 +1137,12 @@ fn cross_talk_upstream_client() {
 
 /// Our client against our example services running on upstream's lualib.
 #[test]
-fn cross_talk_upstream_lualib() {
+fn cross_talk_upstream_lualib_needs_skynet_upstream() {
     let Some(upstream) = LuaLib::upstream() else {
-        eprintln!("SKYNET_UPSTREAM is not set: skipping our client against upstream's lualib");
+        common::skipped(
+            "cross_talk_upstream_lualib_needs_skynet_upstream",
+            "SKYNET_UPSTREAM is unset",
+        );
         return;
     };
     let mut conf = NodeConf::login_example(ports(6));

@@ -9,11 +9,11 @@
 //! 4-byte little-endian socket id, and are written to that connection.
 
 use crate::context::{self, Context, InitFailed, Service};
-use crate::logging;
 use crate::message::{Message, Payload, PTYPE_CLIENT, PTYPE_SOCKET, PTYPE_TEXT};
 use crate::send::query_name;
 use crate::socket::record as sm;
 use crate::socket::{self, Priority, SendBuffer};
+use crate::{logging, strtol};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -38,13 +38,27 @@ pub struct Gate {
     connections: HashMap<i32, Connection>,
 }
 
-fn parse_param(me: u32, param: &str) -> Option<(usize, u32, String, u8, usize)> {
+/// The launch parameter, `"<S|L> <watchdog|!> <address> <client_tag> <max_connections>"`.
+struct GateParam {
+    header_size: usize,
+    watchdog: u32,
+    address: String,
+    client_tag: u8,
+    max_connections: usize,
+}
+
+/// A number as upstream's `sscanf("%d")` reads it (leading digits; 0 when none).
+fn int_word(word: Option<&&str>) -> i64 {
+    word.map_or(0, |w| strtol::strtol(w.as_bytes(), 10).0)
+}
+
+fn parse_param(me: u32, param: &str) -> Option<GateParam> {
     let words: Vec<&str> = param.split_whitespace().collect();
     if words.len() < 4 {
         logging::error(me, format!("Invalid gate parm {param}"));
         return None;
     }
-    let max: usize = words.get(4).and_then(|w| w.parse().ok()).unwrap_or(0);
+    let max = usize::try_from(int_word(words.get(4))).unwrap_or(0);
     if max == 0 {
         logging::error(me, "Need max connection");
         return None;
@@ -67,11 +81,17 @@ fn parse_param(me: u32, param: &str) -> Option<(usize, u32, String, u8, usize)> 
             h => h,
         },
     };
-    let tag = match words[3].parse::<u8>().unwrap_or(0) {
+    let client_tag = match int_word(words.get(3)) as u8 {
         0 => PTYPE_CLIENT,
         t => t,
     };
-    Some((header_size, watchdog, words[2].to_owned(), tag, max))
+    Some(GateParam {
+        header_size,
+        watchdog,
+        address: words[2].to_owned(),
+        client_tag,
+        max_connections: max,
+    })
 }
 
 /// `host:port` (split at the last `:`) or a bare port.
@@ -87,13 +107,11 @@ fn parse_listen(addr: &str) -> Option<(String, u16)> {
 pub fn create(ctx: &Arc<Context>, param: Option<&str>) -> Result<Box<dyn Service>, InitFailed> {
     let me = ctx.handle;
     let param = param.unwrap_or("");
-    let Some((header_size, watchdog, address, client_tag, max_connections)) =
-        parse_param(me, param)
-    else {
+    let Some(p) = parse_param(me, param) else {
         return Err(InitFailed);
     };
-    let Some((host, port)) = parse_listen(&address) else {
-        logging::error(me, format!("Invalid gate address {address}"));
+    let Some((host, port)) = parse_listen(&p.address) else {
+        logging::error(me, format!("Invalid gate address {}", p.address));
         return Err(InitFailed);
     };
     let listen_id = match socket::listen(me, &host, port, BACKLOG) {
@@ -106,11 +124,11 @@ pub fn create(ctx: &Arc<Context>, param: Option<&str>) -> Result<Box<dyn Service
     socket::start_socket(me, listen_id);
     Ok(Box::new(Gate {
         me,
-        header_size,
-        watchdog,
+        header_size: p.header_size,
+        watchdog: p.watchdog,
         broker: 0,
-        client_tag,
-        max_connections,
+        client_tag: p.client_tag,
+        max_connections: p.max_connections,
         listen_id,
         connections: HashMap::new(),
     }))
@@ -229,6 +247,9 @@ impl Gate {
             if size >= MAX_PACKET {
                 logging::error(self.me, "Recv socket message > 16M");
                 socket::close(self.me, id);
+                // The connection is forgotten here, so its CLOSE event finds nothing to
+                // report: tell the watchdog now, as upstream's gate does on that event.
+                self.report(format!("{id} close"));
                 return;
             }
             if rest.len() < self.header_size + size {

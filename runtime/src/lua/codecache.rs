@@ -21,11 +21,25 @@ use super::raise::{arg_bytes, lua_fn, raise, try_push_bytes, Raise};
 use super::stack::{self as lua, push_bytes};
 use mlua::ffi::{self, lua_State};
 use parking_lot::Mutex;
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::ffi::{c_int, c_void, CString};
 use std::ptr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::LazyLock;
+
+thread_local! {
+    /// Files this thread compiled into the cache and files it loaded into a VM outside
+    /// the cache: each one a parse (an undump for a binary chunk). Tests count them.
+    static COMPILED: Cell<u64> = const { Cell::new(0) };
+    static UNCACHED: Cell<u64> = const { Cell::new(0) };
+}
+
+/// (files compiled into the cache, files loaded outside it) by this thread so far.
+#[cfg(test)]
+fn file_loads() -> (u64, u64) {
+    (COMPILED.get(), UNCACHED.get())
+}
 
 /// One hash seed for every VM of the process, as upstream: shared prototypes need it.
 static SEED: AtomicU32 = AtomicU32::new(0);
@@ -144,6 +158,7 @@ unsafe fn compile_shared(
 ) -> Result<*const c_void, (c_int, Vec<u8>)> {
     let cl = cache.state;
     let cname = CString::new(name).unwrap_or_default();
+    COMPILED.set(COMPILED.get() + 1);
     // SAFETY: the cache state is used by this thread only while the lock is held, and it
     // runs no protected call: an error in it would abort, never unwind through here.
     unsafe {
@@ -216,6 +231,7 @@ pub unsafe fn load_file_mode(l: *mut lua_State, name: &[u8], mode: Option<&[u8]>
 /// # Safety
 /// `l` must be a valid Lua state with three free stack slots.
 unsafe fn load_uncached(l: *mut lua_State, name: Option<&[u8]>, mode: Option<&[u8]>) -> c_int {
+    UNCACHED.set(UNCACHED.get() + 1);
     // SAFETY: the name and mode go to luaL_loadfilex as Lua strings (NUL-terminated
     // copies, cut at an inner NUL as C reads them), so this frame owns nothing when a
     // push or the load raises a memory error; they are removed from below the result.
@@ -539,6 +555,48 @@ mod tests {
         check("second");
         write(&file, "third");
         check("second");
+    }
+
+    #[test]
+    fn the_thousandth_vm_neither_parses_nor_undumps() {
+        // No clear() may run meanwhile (it would make the next load compile again).
+        let _serial = CLEARING.lock();
+        let (dir, script) = one_file("many", "svc.lua", "return (...) + 1");
+        std::fs::write(dir.join("many_mod.lua"), "return 'module'").unwrap();
+        // What a service's VM loads: its loader through load_file (as snlua), its
+        // script through loadfile (as loader.lua), and modules through require.
+        let start_service = |vm: &TestVm| {
+            let l = vm.state();
+            // SAFETY: a live state; the loaded chunk is called in protected mode.
+            unsafe {
+                assert_eq!(load_file(l, &script), ffi::LUA_OK);
+                ffi::lua_pushinteger(l, 1);
+                assert_eq!(ffi::lua_pcall(l, 1, 1, 0), ffi::LUA_OK);
+                assert_eq!(ffi::lua_tointegerx(l, -1, ptr::null_mut()), 2);
+                ffi::lua_settop(l, 0);
+            }
+            vm.check(&format!(
+                "assert(loadfile('{script}')(2) == 3)
+                 package.path = '{}/?.lua'
+                 assert(require 'many_mod' == 'module')",
+                dir.display()
+            ));
+        };
+        let (compiled, uncached) = file_loads();
+        start_service(&vm());
+        assert_eq!(
+            file_loads(),
+            (compiled + 2, uncached),
+            "the first VM compiles the script and the module once each, into the cache"
+        );
+        for _ in 1..1000 {
+            start_service(&vm());
+        }
+        assert_eq!(
+            file_loads(),
+            (compiled + 2, uncached),
+            "999 more VMs compiled or loaded nothing themselves"
+        );
     }
 
     #[test]

@@ -16,6 +16,7 @@ use crate::lua::raise::{raise, try_push_bytes, Raise};
 use crate::lua::stack::{push_bytes, to_bytes};
 use crate::message::{payload_alloc, payload_free, payload_realloc};
 use mlua::ffi::{self, lua_State};
+use std::cell::Cell;
 use std::ffi::{c_int, c_void, CStr};
 use std::{fmt, mem, ptr, slice};
 
@@ -46,8 +47,10 @@ const MAX_DEPTH: u32 = 32;
 /// encoder might), but not so many that a hostile stream could exhaust the native stack
 /// through the recursion below.
 const MAX_DECODE_DEPTH: u32 = 1000;
-/// Most messages are a few scalars; this covers them with a single allocation.
+/// Most messages are a few scalars; the encoding buffer starts with room for them.
 const INITIAL_CAPACITY: usize = 128;
+/// A thread keeps its encoding buffer for the next pack up to this size.
+const SCRATCH_KEEP: usize = 64 * 1024;
 
 // Upstream reports the C source line of the check that rejected a stream. Lua code only
 // looks at the message prefix, but keeping the same numbers keeps logs comparable.
@@ -74,6 +77,13 @@ const fn tag(kind: u8, cookie: u8) -> u8 {
     kind | (cookie << 3)
 }
 
+thread_local! {
+    /// The thread's encoding buffer between packs (null while a pack holds it). A value
+    /// list is encoded there and copied out at its exact size, as upstream encodes into
+    /// a block on its stack: a queued message then costs its size, not the buffer's.
+    static SCRATCH: Cell<(*mut u8, usize)> = const { Cell::new((ptr::null_mut(), 0)) };
+}
+
 /// Growable buffer in payload memory. It has no `Drop` on purpose: it lives in frames a
 /// Lua error could `longjmp` across, so every owner frees it explicitly on its way out.
 struct RawBuf {
@@ -83,12 +93,25 @@ struct RawBuf {
 }
 
 impl RawBuf {
+    /// The thread's scratch buffer, or a new one when a pack nested in `__pairs` holds it.
     fn new() -> RawBuf {
-        RawBuf {
-            ptr: payload_alloc(INITIAL_CAPACITY),
-            len: 0,
-            cap: INITIAL_CAPACITY,
+        let (ptr, cap) = SCRATCH.with(|s| s.replace((ptr::null_mut(), 0)));
+        if ptr.is_null() {
+            return RawBuf {
+                ptr: payload_alloc(INITIAL_CAPACITY),
+                len: 0,
+                cap: INITIAL_CAPACITY,
+            };
         }
+        RawBuf { ptr, len: 0, cap }
+    }
+
+    /// A payload buffer of exactly `len` bytes holding the encoding.
+    fn copy_exact(&self) -> *mut u8 {
+        let p = payload_alloc(self.len);
+        // SAFETY: `p` is fresh with room for `len` bytes; `ptr` holds `len` written bytes.
+        unsafe { ptr::copy_nonoverlapping(self.ptr, p, self.len) };
+        p
     }
 
     #[inline]
@@ -121,11 +144,21 @@ impl RawBuf {
         unsafe { slice::from_raw_parts(self.ptr, self.len) }
     }
 
-    /// Releases the buffer.
+    /// Releases the buffer: back to the thread for the next pack, or to the allocator.
     fn free(self) {
-        // SAFETY: the buffer came from `payload_alloc`/`payload_realloc` and `self` is
-        // consumed, so nothing can use it afterwards.
-        unsafe { payload_free(self.ptr) }
+        let keep = self.cap <= SCRATCH_KEEP
+            && SCRATCH.with(|s| {
+                let empty = s.get().0.is_null();
+                if empty {
+                    s.set((self.ptr, self.cap));
+                }
+                empty
+            });
+        if !keep {
+            // SAFETY: the buffer came from `payload_alloc`/`payload_realloc` and `self`
+            // is consumed, so nothing can use it afterwards.
+            unsafe { payload_free(self.ptr) }
+        }
     }
 }
 
@@ -146,18 +179,33 @@ impl Packed {
         self.0.len == 0
     }
 
-    /// Gives up ownership: returns the buffer (never null, even when empty) and its length.
-    /// The caller must release it with `payload_free`.
+    /// The encoding in a payload buffer of its exact size (never null, even when empty)
+    /// and that size. The caller must release it with `payload_free`.
     pub fn into_raw(self) -> (*mut u8, usize) {
+        let p = self.0.copy_exact();
+        (p, self.0.len)
+    }
+
+    /// Gives up the encoding buffer itself, which has no destructor: the caller releases
+    /// it with [`RawBuf::free`].
+    fn into_buf(self) -> RawBuf {
         let me = mem::ManuallyDrop::new(self);
-        (me.0.ptr, me.0.len)
+        RawBuf {
+            ptr: me.0.ptr,
+            len: me.0.len,
+            cap: me.0.cap,
+        }
     }
 }
 
 impl Drop for Packed {
     fn drop(&mut self) {
-        // SAFETY: a `Packed` owns a live payload buffer; this is its only release.
-        unsafe { payload_free(self.0.ptr) }
+        let buf = RawBuf {
+            ptr: self.0.ptr,
+            len: self.0.len,
+            cap: self.0.cap,
+        };
+        buf.free();
     }
 }
 
@@ -524,14 +572,10 @@ pub unsafe extern "C-unwind" fn packstring(l: *mut lua_State) -> c_int {
     let err = match unsafe { pack_values(l, 1, top) } {
         Ok(packed) => {
             // Taken out of `Packed`: this frame must own nothing when it raises.
-            let (data, size) = packed.into_raw();
-            // SAFETY: `data` holds `size` encoded bytes; Lua copies them without raising,
-            // then the buffer is released exactly once.
-            let pushed = unsafe {
-                let pushed = try_push_bytes(l, slice::from_raw_parts(data, size));
-                payload_free(data);
-                pushed
-            };
+            let buf = packed.into_buf();
+            // SAFETY: Lua copies the encoded bytes without raising.
+            let pushed = unsafe { try_push_bytes(l, buf.as_bytes()) };
+            buf.free();
             match pushed {
                 Ok(()) => return 1,
                 Err(err) => err,
@@ -1299,6 +1343,28 @@ end
             assert(not ok and err:match('^Invalid serialize stream %d+ %(line:459%)$'), err)
             "#,
         );
+    }
+
+    #[test]
+    fn a_packed_message_is_allocated_at_its_size() {
+        let vm = vm();
+        let l = vm.state();
+        // SAFETY: a fresh test state; the packed buffer is freed once, below.
+        unsafe {
+            for s in ["m", "payload"] {
+                ffi::lua_pushstring(l, std::ffi::CString::new(s).expect("no NUL").as_ptr());
+            }
+            ffi::lua_pushnumber(l, 3.5);
+            let top = ffi::lua_gettop(l);
+            let (p, n) = pack_values(l, 1, top).expect("packs").into_raw();
+            assert_eq!(n, 2 + 8 + 9);
+            // The buffer the encoder grew is kept by the thread; the message holds a copy
+            // of its exact size, as upstream's, not the encoder's 128 bytes.
+            let usable = libc::malloc_usable_size(p.cast());
+            assert!(usable < 64, "a {n}-byte message holds {usable} bytes");
+            payload_free(p);
+            ffi::lua_settop(l, 0);
+        }
     }
 
     #[test]

@@ -400,36 +400,25 @@ unsafe fn lsend(l: *mut lua_State) -> Result<c_int, Raise> {
     unsafe { send_with(l, Priority::Low) }
 }
 
-/// Pushes a table of the addresses' IPs, as text.
-unsafe fn push_ips(l: *mut lua_State, addrs: &[std::net::SocketAddr]) {
+/// Pushes a table of the IPs, as text.
+unsafe fn push_ips(l: *mut lua_State, ips: &[std::net::IpAddr]) {
     // SAFETY: stack work; the text is formatted inline, so this frame owns nothing.
     unsafe {
-        ffi::lua_createtable(l, addrs.len() as c_int, 0);
-        for (i, a) in addrs.iter().enumerate() {
-            push_fmt(l, format_args!("{}", a.ip()));
+        ffi::lua_createtable(l, ips.len() as c_int, 0);
+        for (i, ip) in ips.iter().enumerate() {
+            push_fmt(l, format_args!("{ip}"));
             ffi::lua_rawseti(l, -2, (i + 1) as ffi::lua_Integer);
         }
     }
 }
 
 unsafe fn resolve(l: *mut lua_State) -> Result<c_int, Raise> {
-    // SAFETY: stack reads; the table is built under `protect` while the addresses are
-    // owned here.
+    // SAFETY: a stack read; the table is built under `protect` while the list is owned
+    // here.
     unsafe {
         let host = String::from_utf8_lossy(arg_bytes(l, 1)?);
-        let addrs: Vec<std::net::SocketAddr> =
-            match std::net::ToSocketAddrs::to_socket_addrs(&(&*host, 0)) {
-                Ok(found) => found.collect(),
-                Err(e) => {
-                    let text = e.to_string();
-                    return Err(raise!(
-                        "{}",
-                        text.strip_prefix("failed to lookup address information: ")
-                            .unwrap_or(&text)
-                    ));
-                }
-            };
-        protect(l, &addrs[..], push_ips)?;
+        let ips = socket::resolve_all(&host).map_err(|e| raise!("{e}"))?;
+        protect(l, &ips[..], push_ips)?;
     }
     Ok(1)
 }

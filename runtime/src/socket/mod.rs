@@ -1,25 +1,36 @@
 //! The socket server: one thread that owns every socket, driven by mio.
 //!
 //! Services never see file descriptors, only socket ids. The functions here are what
-//! `skynet.socketdriver` calls from worker threads: each reserves an id (synchronously,
-//! so `listen`/`connect` return it at once) and queues a [`Request`] for the socket
-//! thread, which wakes through a mio `Waker`. Everything a socket does is reported to
-//! its owner service as a PTYPE_SOCKET message (source 0, session 0).
+//! `skynet.socketdriver` and `gate` call from worker threads: each reserves an id
+//! (synchronously, so `listen`/`connect` return it at once) and queues a [`Request`] for
+//! the socket thread, which wakes through a mio `Waker`. Everything a socket does is
+//! reported to its owner service as an [`Event`], handed to the [`Node`].
 //!
 //! Ids come from a counter that only moves forward (skipping ids still alive), as
 //! upstream's, but there is no fixed table: the limit is the process's descriptors.
+//!
+//! This module owns the request queue, the id registry and the [`Node`] interface; the
+//! socket thread itself is in `server.rs`, address arguments and their resolution in
+//! `address.rs`, the PTYPE_SOCKET record in `record.rs`. It sits below the services and
+//! the scheduler and knows nothing of them (it imports nothing of this crate above
+//! [`crate::message`]): what it needs from the node it gets through [`Node`].
 
 mod address;
 pub mod record;
 mod server;
 
-pub use address::{decode_udp_address, encode_udp_address, parse_address, AddressError};
+pub use address::{
+    decode_udp_address, encode_udp_address, parse_address, resolve_all, AddressError,
+};
+pub use record::Event;
 
 use crate::message::Payload;
+use address::resolve_or_any;
 use crossbeam::channel::{self, Receiver, Sender};
 use parking_lot::Mutex;
+use server::Family;
 use std::collections::HashMap;
-use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
+use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, LazyLock, OnceLock};
@@ -39,13 +50,14 @@ impl SendBuffer {
     }
 }
 
+/// Which write queue a send joins: `send` is high, `lsend` low (socket.md §4.2).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Priority {
     High,
     Low,
 }
 
-pub(crate) enum Request {
+enum Request {
     Listen {
         id: i32,
         owner: u32,
@@ -86,6 +98,7 @@ pub(crate) enum Request {
         id: i32,
         owner: u32,
         socket: std::net::UdpSocket,
+        family: Family,
         peer: Option<SocketAddr>,
     },
     UdpConnect {
@@ -124,7 +137,7 @@ pub struct SocketInfo {
 
 /// What other threads may know about a live socket.
 #[derive(Default)]
-pub(crate) struct Shared {
+struct Shared {
     /// Closed locally with data still to write: sends are refused.
     pub closing: AtomicBool,
 }
@@ -139,22 +152,60 @@ static REGISTRY: LazyLock<Registry> = LazyLock::new(|| Registry {
     live: Mutex::new(HashMap::new()),
 });
 
+/// Everything the socket server needs from the node it runs in; nothing else reaches
+/// out of this module, so it imports nothing above [`crate::message`].
+///
+/// Three calls, because the socket thread does three things that reach outside: it
+/// reports events to services, it logs (upstream's `skynet_error(NULL, ...)` lines), and
+/// it stamps reads and writes with the node's time for `socketdriver.info()` (upstream's
+/// timer thread pushes that time into its socket server). Waking a sleeping worker is
+/// part of [`Node::deliver`], not a call of its own: the socket thread wakes workers for
+/// nothing but a delivered event (upstream's socket thread also wakes one after each
+/// forwarded message), so a separate call would only be a way to forget it.
+///
+/// A trait object rather than generics: the server is started once, and the dynamic
+/// call costs nothing next to a queue push; tests give the server a node of their own.
+pub trait Node: Send + Sync + 'static {
+    /// Hands `event` to service `owner` as its PTYPE_SOCKET message
+    /// ([`Event::into_message`]) and wakes a worker if all sleep. When there is no such
+    /// service, the event and its DATA/UDP buffer are freed (dropping an `Event` does
+    /// that; a message made from one needs `record::free_buffer`).
+    fn deliver(&self, owner: u32, event: Event);
+    /// Logs one line as the node's error log does, with source 0.
+    fn log(&self, text: &str);
+    /// The node's time in centiseconds since boot (`skynet.now()`).
+    fn now(&self) -> u64;
+}
+
 struct Channel {
     tx: Sender<Request>,
     waker: Arc<mio::Waker>,
+    /// For the one thing worth logging on this side: a wake-up that failed.
+    node: Arc<dyn Node>,
 }
 
 static CHANNEL: OnceLock<Channel> = OnceLock::new();
 
-/// Starts the socket thread; call once at boot.
-pub fn start() -> std::io::Result<std::thread::JoinHandle<()>> {
+/// Starts the socket thread, which reports to `node`; call once at boot.
+pub fn start(node: Arc<dyn Node>) -> std::io::Result<std::thread::JoinHandle<()>> {
     let (tx, rx): (Sender<Request>, Receiver<Request>) = channel::unbounded();
     let poll = mio::Poll::new()?;
     let waker = Arc::new(mio::Waker::new(poll.registry(), server::WAKER)?);
-    let _ = CHANNEL.set(Channel { tx, waker });
+    // A second server would get requests no service can address: refuse it.
+    let channel = Channel {
+        tx,
+        waker,
+        node: node.clone(),
+    };
+    if CHANNEL.set(channel).is_err() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::AlreadyExists,
+            "the socket server is already running",
+        ));
+    }
     std::thread::Builder::new()
         .name("socket".into())
-        .spawn(move || server::run(poll, rx))
+        .spawn(move || server::run(poll, rx, node))
 }
 
 /// Asks the socket thread to close everything and stop.
@@ -162,11 +213,29 @@ pub fn exit() {
     request(Request::Exit);
 }
 
+/// The OS text of an error (strerror's, as upstream reports it), without Rust's
+/// " (os error N)".
+fn error_text(e: &std::io::Error) -> String {
+    let s = e.to_string();
+    match s.find(" (os error") {
+        Some(i) => s[..i].to_owned(),
+        None => s,
+    }
+}
+
+/// Queues `r` for the socket thread and wakes it. Before the server starts, or once it
+/// has stopped, there is nobody to serve the request: it is dropped, and with it any
+/// buffer it carries (an `info` asker then gets an empty list).
 fn request(r: Request) {
-    if let Some(ch) = CHANNEL.get() {
-        if ch.tx.send(r).is_ok() {
-            let _ = ch.waker.wake();
-        }
+    let Some(ch) = CHANNEL.get() else { return };
+    if ch.tx.send(r).is_err() {
+        return;
+    }
+    if let Err(e) = ch.waker.wake() {
+        ch.node.log(&format!(
+            "socket-server : send ctrl command error {}.",
+            error_text(&e)
+        ));
     }
 }
 
@@ -188,18 +257,18 @@ fn reserve_id() -> i32 {
     }
 }
 
-pub(crate) fn shared(id: i32) -> Option<Arc<Shared>> {
+fn shared(id: i32) -> Option<Arc<Shared>> {
     REGISTRY.live.lock().get(&id).cloned()
 }
 
 /// Forgets an id for good (the socket thread freed it).
-pub(crate) fn release_id(id: i32) {
+fn release_id(id: i32) {
     REGISTRY.live.lock().remove(&id);
 }
 
 /// `listen`: binds and listens now; the CONNECT event (local ip, port) follows.
 pub fn listen(owner: u32, host: &str, port: u16, backlog: i32) -> std::io::Result<i32> {
-    let listener = server::bind_listener(host, port, backlog)?;
+    let listener = bind_listener(host, port, backlog)?;
     let id = reserve_id();
     request(Request::Listen {
         id,
@@ -272,13 +341,20 @@ pub fn send(id: i32, buffer: SendBuffer, priority: Priority) -> bool {
     }
 }
 
-/// The first address `host:port` resolves to.
-fn resolve_one(host: &str, port: u16) -> std::io::Result<SocketAddr> {
-    let host = if host.is_empty() { "0.0.0.0" } else { host };
-    (host, port)
-        .to_socket_addrs()?
-        .next()
-        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "no address"))
+/// Binds and listens (synchronously, on the calling service's thread, so that `listen`
+/// can fail at once).
+fn bind_listener(host: &str, port: u16, backlog: i32) -> std::io::Result<std::net::TcpListener> {
+    let addr = resolve_or_any(host, port)?;
+    let sock = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        None,
+    )?;
+    sock.set_reuse_address(true)?;
+    sock.bind(&addr.into())?;
+    sock.listen(backlog)?;
+    sock.set_nonblocking(true)?;
+    Ok(sock.into())
 }
 
 fn new_udp(owner: u32, local: SocketAddr, peer: Option<SocketAddr>) -> std::io::Result<i32> {
@@ -289,6 +365,7 @@ fn new_udp(owner: u32, local: SocketAddr, peer: Option<SocketAddr>) -> std::io::
         id,
         owner,
         socket,
+        family: Family::of(&local),
         peer,
     });
     Ok(id)
@@ -304,7 +381,7 @@ fn unspecified_like(addr: &SocketAddr) -> SocketAddr {
 /// `udp`: a UDP socket bound to `local` (None: an unbound IPv4 socket); reading is on.
 pub fn udp(owner: u32, local: Option<(&str, u16)>) -> std::io::Result<i32> {
     let addr = match local {
-        Some((host, port)) => resolve_one(host, port)?,
+        Some((host, port)) => resolve_or_any(host, port)?,
         None => (std::net::Ipv4Addr::UNSPECIFIED, 0).into(),
     };
     new_udp(owner, addr, None)
@@ -312,18 +389,18 @@ pub fn udp(owner: u32, local: Option<(&str, u16)>) -> std::io::Result<i32> {
 
 /// `udp_listen`: a UDP socket bound to `host:port`.
 pub fn udp_listen(owner: u32, host: &str, port: u16) -> std::io::Result<i32> {
-    new_udp(owner, resolve_one(host, port)?, None)
+    new_udp(owner, resolve_or_any(host, port)?, None)
 }
 
 /// `udp_dial`: a UDP socket whose default destination is `host:port`.
 pub fn udp_dial(owner: u32, host: &str, port: u16) -> std::io::Result<i32> {
-    let peer = resolve_one(host, port)?;
+    let peer = resolve_or_any(host, port)?;
     new_udp(owner, unspecified_like(&peer), Some(peer))
 }
 
 /// `udp_connect`: sets the default destination of a UDP socket.
 pub fn udp_connect(id: i32, host: &str, port: u16) -> std::io::Result<()> {
-    let peer = resolve_one(host, port)?;
+    let peer = resolve_or_any(host, port)?;
     request(Request::UdpConnect { id, peer });
     Ok(())
 }
@@ -343,5 +420,6 @@ pub fn udp_send(id: i32, to: SocketAddr, buffer: SendBuffer) -> bool {
 pub fn info() -> Vec<SocketInfo> {
     let (tx, rx) = channel::bounded(1);
     request(Request::Info { reply: tx });
+    // No server to answer: no sockets.
     rx.recv().unwrap_or_default()
 }

@@ -18,9 +18,12 @@
 //! to whoever holds the message: the receiving service passes it on (`socketdriver.push`,
 //! `netpack.filter`) or frees it.
 //!
-//! This file is the only place that knows the layout: the socket server builds records
-//! with [`Event`]; `socketdriver.unpack` and `netpack.filter` read them
-//! with [`decode`].
+//! This file is the only place that knows the layout: the socket server describes what
+//! happened with an [`Event`], the node turns it into a message with
+//! [`Event::into_message`] when it delivers it, and `socketdriver.unpack`,
+//! `netpack.filter` and the message log (`LOGON`) read the records back with
+//! [`decode`]; [`free_buffer`] frees the buffer of a record nobody received. It knows
+//! nothing above [`crate::message`]: it does not deliver anything itself.
 
 use crate::message::{payload_alloc, payload_free, Message, Payload, PTYPE_SOCKET};
 use std::ptr;
@@ -339,5 +342,17 @@ mod tests {
             assert_eq!(r.udp_address(), Some(&buf[3..]));
             free_buffer(p.bytes());
         }
+    }
+
+    #[test]
+    fn into_message() {
+        let m = Event::connect(5, 80, "start").into_message();
+        assert_eq!((m.source, m.session, m.ptype()), (0, 0, PTYPE_SOCKET));
+        assert_eq!(m.bytes().len(), RECORD_SIZE + 5);
+        let r = decode(m.bytes()).expect("record");
+        assert_eq!(
+            (r.kind, r.id, r.ud, r.text),
+            (CONNECT, 5, 80, &b"start"[..])
+        );
     }
 }

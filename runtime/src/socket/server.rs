@@ -1,28 +1,31 @@
-//! The socket thread: owns every socket, polls them with mio (edge-triggered), serves the
-//! requests services queue, and reports what happens to each socket's owner.
+//! The socket thread (upstream's `socket_server.c` poll side): it owns every socket and
+//! its write queues, polls them with mio (edge-triggered), serves the requests services
+//! queue, and reports what happens to each socket's owner through the [`Node`]. It never
+//! calls into a service, the scheduler or the log itself.
 //!
 //! Reads go into one 64 KiB scratch buffer and each read becomes a DATA payload of exactly
 //! the bytes read: one `read` per wakeup for small frames, where upstream's adaptive
 //! buffer (starting at 64 bytes) needs two. Writes go out at once when nothing is queued;
 //! what the kernel does not take waits in two queues, high priority first.
 
-use super::record::Event;
+use super::address::resolve;
 use super::{
-    encode_udp_address, release_id, shared, Priority, Request, SendBuffer, Shared, SocketInfo,
+    encode_udp_address, error_text, release_id, shared, Event, Node, Priority, Request, SendBuffer,
+    Shared, SocketInfo,
 };
 use crate::message::Payload;
-use crate::{logging, scheduler, timer};
 use crossbeam::channel::Receiver;
 use mio::net::{TcpListener, TcpStream, UdpSocket};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::os::fd::RawFd;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+/// The token of the waker that request() fires; socket tokens are socket ids.
 pub(super) const WAKER: Token = Token(usize::MAX);
 const SCRATCH: usize = 64 * 1024;
 const WARNING_SIZE: usize = 1024 * 1024;
@@ -43,15 +46,33 @@ enum State {
     Bind,
 }
 
+/// The family of a UDP socket, fixed when it is made: a datagram or a default
+/// destination of the other family is refused.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(super) enum Family {
+    V4,
+    V6,
+}
+
+impl Family {
+    pub(super) fn of(addr: &SocketAddr) -> Family {
+        match addr {
+            SocketAddr::V4(_) => Family::V4,
+            SocketAddr::V6(_) => Family::V6,
+        }
+    }
+}
+
 enum Io {
     Listener(TcpListener),
     Stream(TcpStream),
     /// An OS descriptor we read but do not own (not closed when the socket goes).
     Bound(RawFd),
-    Udp(UdpSocket),
+    Udp(UdpSocket, Family),
 }
 
-struct Pending {
+/// Bytes waiting to be written (upstream's `write_buffer`).
+struct WriteBuffer {
     buffer: SendBuffer,
     offset: usize,
     /// Destination of a datagram (UDP only).
@@ -64,8 +85,8 @@ struct Socket {
     io: Io,
     state: State,
     reading: bool,
-    high: VecDeque<Pending>,
-    low: VecDeque<Pending>,
+    high: VecDeque<WriteBuffer>,
+    low: VecDeque<WriteBuffer>,
     pending: usize,
     warn_level: usize,
     warned: bool,
@@ -107,43 +128,10 @@ impl Socket {
             write_time: 0,
             local: None,
             peer: None,
+            // Every id is reserved before its request is queued, so it is registered;
+            // were it not, a flag of its own would only mean senders never see `closing`.
             shared: shared(id).unwrap_or_default(),
         }
-    }
-}
-
-/// Binds and listens (synchronously, from the calling service's thread).
-pub(super) fn bind_listener(
-    host: &str,
-    port: u16,
-    backlog: i32,
-) -> io::Result<std::net::TcpListener> {
-    let host = if host.is_empty() { "0.0.0.0" } else { host };
-    let addr = (host, port)
-        .to_socket_addrs()?
-        .next()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no address"))?;
-    let sock = socket2::Socket::new(
-        socket2::Domain::for_address(addr),
-        socket2::Type::STREAM,
-        None,
-    )?;
-    sock.set_reuse_address(true)?;
-    sock.bind(&addr.into())?;
-    sock.listen(backlog)?;
-    sock.set_nonblocking(true)?;
-    Ok(sock.into())
-}
-
-/// The OS text of an error, without Rust's " (os error N)".
-fn error_text(e: &io::Error) -> String {
-    let s = e.to_string();
-    let s = s
-        .strip_prefix("failed to lookup address information: ")
-        .unwrap_or(&s);
-    match s.find(" (os error") {
-        Some(i) => s[..i].to_owned(),
-        None => s.to_owned(),
     }
 }
 
@@ -152,13 +140,9 @@ fn render(addr: &SocketAddr) -> String {
     format!("{}:{}", addr.ip(), addr.port())
 }
 
-fn deliver(owner: u32, event: Event) {
-    if crate::context::deliver(owner, event.into_message()) {
-        scheduler::wakeup_if_all_sleep();
-    }
-}
-
 struct Server {
+    /// Where events, log lines and the time come from and go.
+    node: Arc<dyn Node>,
     poll: Poll,
     sockets: HashMap<i32, Socket>,
     scratch: Vec<u8>,
@@ -167,12 +151,17 @@ struct Server {
     spare_fd: Option<std::fs::File>,
 }
 
+/// The spare descriptor. Without one (none to be had) accept still reports running out
+/// of descriptors, it only cannot drain the backlog.
 fn open_spare() -> Option<std::fs::File> {
     std::fs::File::open("/dev/null").ok()
 }
 
-pub(super) fn run(poll: Poll, requests: Receiver<Request>) {
+/// The socket thread: polls, handles readiness, then serves the queued requests (the
+/// waker only ends the poll), until `Exit`.
+pub(super) fn run(poll: Poll, requests: Receiver<Request>, node: Arc<dyn Node>) {
     let mut server = Server {
+        node,
         poll,
         sockets: HashMap::new(),
         scratch: vec![0; SCRATCH],
@@ -184,7 +173,11 @@ pub(super) fn run(poll: Poll, requests: Receiver<Request>) {
             if e.kind() == io::ErrorKind::Interrupted {
                 continue;
             }
-            logging::error(0, format!("socket-server: poll error: {}", error_text(&e)));
+            // Upstream logs this and polls again. Any error but EINTR means the poll set
+            // itself is broken (EBADF, EINVAL), so polling again would only spin.
+            server
+                .node
+                .log(&format!("socket-server error: {}", error_text(&e)));
             return;
         }
         for ev in events.iter() {
@@ -218,7 +211,7 @@ impl Server {
             Io::Listener(l) => registry.register(l, token, Interest::READABLE),
             Io::Stream(t) => registry.register(t, token, Interest::READABLE | Interest::WRITABLE),
             Io::Bound(fd) => registry.register(&mut SourceFd(fd), token, Interest::READABLE),
-            Io::Udp(u) => registry.register(u, token, Interest::READABLE | Interest::WRITABLE),
+            Io::Udp(u, _) => registry.register(u, token, Interest::READABLE | Interest::WRITABLE),
         }
     }
 
@@ -229,8 +222,7 @@ impl Server {
                 true
             }
             Err(e) => {
-                deliver(s.owner, Event::error(s.id, &error_text(&e)));
-                release_id(s.id);
+                self.refuse(s.id, s.owner, &e);
                 false
             }
         }
@@ -242,14 +234,23 @@ impl Server {
             return;
         };
         let registry = self.poll.registry();
-        let _ = match &mut s.io {
+        let deregistered = match &mut s.io {
             Io::Listener(l) => registry.deregister(l),
             Io::Stream(t) => registry.deregister(t),
             Io::Bound(fd) => registry.deregister(&mut SourceFd(fd)),
-            Io::Udp(u) => registry.deregister(u),
+            Io::Udp(u, _) => registry.deregister(u),
         };
+        match deregistered {
+            Ok(()) => {}
+            // A bound descriptor its owner has closed already left the poll set then.
+            Err(e) if matches!(s.io, Io::Bound(_)) && e.raw_os_error() == Some(libc::EBADF) => {}
+            Err(e) => self.node.log(&format!(
+                "socket-server: socket ({id}) error: deregister: {}.",
+                error_text(&e)
+            )),
+        }
         if let (Some(owner), false) = (notify, s.close_reported) {
-            deliver(owner, Event::close(id));
+            self.node.deliver(owner, Event::close(id));
         }
         release_id(id);
     }
@@ -275,19 +276,7 @@ impl Server {
                 host,
                 port,
             } => self.connect(id, owner, &host, port),
-            Request::Bind { id, owner, fd } => {
-                let mut s = Socket::new(id, owner, Io::Bound(fd), State::Bind);
-                s.reading = true;
-                // SAFETY: setting O_NONBLOCK on a descriptor the service handed over.
-                unsafe {
-                    let flags = libc::fcntl(fd, libc::F_GETFL);
-                    libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK);
-                }
-                if self.insert(s) {
-                    deliver(owner, Event::connect(id, 0, "binding"));
-                    self.read(id);
-                }
-            }
+            Request::Bind { id, owner, fd } => self.bind(id, owner, fd),
             Request::Start { id, owner } => self.start(id, owner),
             Request::Pause { id } => {
                 if let Some(s) = self.sockets.get_mut(&id) {
@@ -299,14 +288,7 @@ impl Server {
                 owner,
                 shutdown,
             } => self.close(id, owner, shutdown),
-            Request::Nodelay { id } => {
-                if let Some(Socket {
-                    io: Io::Stream(t), ..
-                }) = self.sockets.get(&id)
-                {
-                    let _ = t.set_nodelay(true);
-                }
-            }
+            Request::Nodelay { id } => self.nodelay(id),
             Request::Send {
                 id,
                 buffer,
@@ -316,23 +298,13 @@ impl Server {
                 id,
                 owner,
                 socket,
+                family,
                 peer,
-            } => {
-                let mut s = Socket::new(
-                    id,
-                    owner,
-                    Io::Udp(UdpSocket::from_std(socket)),
-                    State::Connected,
-                );
-                s.reading = true;
-                s.peer = peer;
-                if self.insert(s) {
-                    self.read(id);
-                }
-            }
+            } => self.udp(id, owner, socket, family, peer),
             Request::UdpConnect { id, peer } => self.udp_connect(id, peer),
             Request::UdpSend { id, buffer, to } => self.udp_send(id, buffer, to),
             Request::Info { reply } => {
+                // The asker waits for this reply; were it gone, nobody would be told.
                 let _ = reply.send(self.info());
             }
             Request::Exit => return false,
@@ -340,44 +312,84 @@ impl Server {
         true
     }
 
+    /// A socket that could not be opened: ERROR to its owner, and the id goes.
+    fn refuse(&self, id: i32, owner: u32, e: &io::Error) {
+        self.node.deliver(owner, Event::error(id, &error_text(e)));
+        release_id(id);
+    }
+
     fn listen(&mut self, id: i32, owner: u32, listener: std::net::TcpListener) {
-        let local = listener.local_addr().ok();
+        // The CONNECT event carries the bound address (the port, when 0 was asked for);
+        // upstream reports a failing getsockname as ERROR.
+        let local = match listener.local_addr() {
+            Ok(a) => a,
+            Err(e) => return self.refuse(id, owner, &e),
+        };
         let mut s = Socket::new(
             id,
             owner,
             Io::Listener(TcpListener::from_std(listener)),
             State::PListen,
         );
-        s.local = local;
+        s.local = Some(local);
         if self.insert(s) {
-            let (ip, port) = local
-                .map(|a| (a.ip().to_string(), a.port()))
-                .unwrap_or_default();
-            deliver(owner, Event::connect(id, port as i32, &ip));
+            let ip = local.ip().to_string();
+            let port = i32::from(local.port());
+            self.node.deliver(owner, Event::connect(id, port, &ip));
+        }
+    }
+
+    /// `bind`: reads a descriptor the service handed over, at once.
+    fn bind(&mut self, id: i32, owner: u32, fd: RawFd) {
+        // The socket thread must never block on a read.
+        if let Err(e) = set_nonblocking(fd) {
+            return self.refuse(id, owner, &e);
+        }
+        let mut s = Socket::new(id, owner, Io::Bound(fd), State::Bind);
+        s.reading = true;
+        if self.insert(s) {
+            self.node.deliver(owner, Event::connect(id, 0, "binding"));
+            self.read(id);
+        }
+    }
+
+    /// A UDP socket made by `udp`, `udp_listen` or `udp_dial`; reading is on at once.
+    fn udp(
+        &mut self,
+        id: i32,
+        owner: u32,
+        socket: std::net::UdpSocket,
+        family: Family,
+        peer: Option<SocketAddr>,
+    ) {
+        let io = Io::Udp(UdpSocket::from_std(socket), family);
+        let mut s = Socket::new(id, owner, io, State::Connected);
+        s.reading = true;
+        s.peer = peer;
+        if self.insert(s) {
+            self.read(id);
+        }
+    }
+
+    fn nodelay(&mut self, id: i32) {
+        if let Some(Socket {
+            io: Io::Stream(t), ..
+        }) = self.sockets.get(&id)
+        {
+            if let Err(e) = t.set_nodelay(true) {
+                self.node.log(&format!(
+                    "socket-server: socket ({id}) error: TCP_NODELAY: {}.",
+                    error_text(&e)
+                ));
+            }
         }
     }
 
     fn connect(&mut self, id: i32, owner: u32, host: &str, port: u16) {
-        let addr = match (host, port).to_socket_addrs().map(|mut a| a.next()) {
-            Ok(Some(a)) => a,
-            Ok(None) => {
-                deliver(owner, Event::error(id, "Name or service not known"));
-                release_id(id);
-                return;
-            }
-            Err(e) => {
-                deliver(owner, Event::error(id, &error_text(&e)));
-                release_id(id);
-                return;
-            }
-        };
-        let stream = match connect_nonblocking(addr) {
-            Ok(t) => t,
-            Err(e) => {
-                deliver(owner, Event::error(id, &error_text(&e)));
-                release_id(id);
-                return;
-            }
+        let opened = resolve(host, port).and_then(|addr| Ok((addr, connect_nonblocking(addr)?)));
+        let (addr, stream) = match opened {
+            Ok(opened) => opened,
+            Err(e) => return self.refuse(id, owner, &e),
         };
         let mut s = Socket::new(id, owner, Io::Stream(stream), State::Connecting);
         s.reading = true;
@@ -387,7 +399,7 @@ impl Server {
 
     fn start(&mut self, id: i32, owner: u32) {
         let Some(s) = self.sockets.get_mut(&id) else {
-            deliver(owner, Event::error(id, "invalid socket"));
+            self.node.deliver(owner, Event::error(id, "invalid socket"));
             return;
         };
         let previous = s.state;
@@ -400,15 +412,15 @@ impl Server {
                 } else {
                     State::Connected
                 };
-                deliver(owner, Event::connect(id, 0, "start"));
+                self.node.deliver(owner, Event::connect(id, 0, "start"));
             }
             State::Connected | State::Bind | State::Listen => {
                 s.owner = owner;
                 s.reading = true;
-                deliver(owner, Event::connect(id, 0, "transfer"));
+                self.node.deliver(owner, Event::connect(id, 0, "transfer"));
             }
             State::HalfCloseRead => {
-                deliver(owner, Event::error(id, "socket closed"));
+                self.node.deliver(owner, Event::error(id, "socket closed"));
                 return;
             }
             State::Connecting | State::HalfCloseWrite => {
@@ -436,11 +448,18 @@ impl Server {
         s.closing = true;
         s.shared.closing.store(true, Ordering::Release);
         if let Io::Stream(t) = &s.io {
-            let _ = t.shutdown(std::net::Shutdown::Read);
+            match t.shutdown(std::net::Shutdown::Read) {
+                // ENOTCONN: the peer is gone already, there is no reading to stop.
+                Err(e) if e.kind() != io::ErrorKind::NotConnected => self.node.log(&format!(
+                    "socket-server: socket ({id}) error: shutdown: {}.",
+                    error_text(&e)
+                )),
+                _ => {}
+            }
         }
         if !s.close_reported {
             s.close_reported = true;
-            deliver(owner, Event::close(id));
+            self.node.deliver(owner, Event::close(id));
         }
     }
 
@@ -450,7 +469,8 @@ impl Server {
         };
         match s.state {
             State::Listen | State::PListen => {
-                logging::error(0, format!("socket-server error: write to listen fd {id}."));
+                self.node
+                    .log(&format!("socket-server error: write to listen fd {id}."));
                 return;
             }
             State::PAccept | State::HalfCloseWrite | State::Bind => return,
@@ -460,18 +480,17 @@ impl Server {
         if len == 0 {
             return;
         }
-        if let Io::Udp(_) = s.io {
+        if let Io::Udp(..) = s.io {
             let to = s.peer;
             match to {
                 Some(to) => self.udp_send(id, buffer, to),
-                None => logging::error(
-                    0,
-                    format!("socket-server: udp socket ({id}) error: no default destination."),
-                ),
+                None => self.node.log(&format!(
+                    "socket-server: udp socket ({id}) error: no default destination."
+                )),
             }
             return;
         }
-        let pending = Pending {
+        let pending = WriteBuffer {
             buffer,
             offset: 0,
             to: None,
@@ -496,7 +515,7 @@ impl Server {
             s.warn_level *= 2;
             s.warned = true;
             let kb = s.pending.div_ceil(1024) as i32;
-            deliver(s.owner, Event::warning(id, kb));
+            self.node.deliver(s.owner, Event::warning(id, kb));
         }
     }
 
@@ -540,16 +559,18 @@ impl Server {
             Ok(peer) => {
                 s.state = State::Connected;
                 s.peer = Some(peer);
+                // Only netstat shows the local address: without one it shows none.
                 s.local = t.local_addr().ok();
                 let owner = s.owner;
-                deliver(owner, Event::connect(id, 0, &peer.ip().to_string()));
+                self.node
+                    .deliver(owner, Event::connect(id, 0, &peer.ip().to_string()));
                 self.flush(id);
                 self.read(id);
             }
             Err(e) if e.kind() == io::ErrorKind::NotConnected => {}
             Err(e) => {
                 let owner = s.owner;
-                deliver(owner, Event::error(id, &error_text(&e)));
+                self.node.deliver(owner, Event::error(id, &error_text(&e)));
                 s.close_reported = true;
                 self.free(id, None);
             }
@@ -568,24 +589,33 @@ impl Server {
             match l.accept() {
                 Ok((stream, peer)) => {
                     s.accepted += 1;
-                    s.read_time = timer::now();
+                    s.read_time = self.node.now();
                     let owner = s.owner;
                     let new_id = super::reserve_id();
                     let mut conn = Socket::new(new_id, owner, Io::Stream(stream), State::PAccept);
                     conn.peer = Some(peer);
                     if let Io::Stream(t) = &conn.io {
+                        // Only netstat shows the local address: without one it shows none.
                         conn.local = t.local_addr().ok();
-                        let _ = socket2::SockRef::from(t).set_keepalive(true);
+                        // Keepalive only finds dead peers sooner: without it the connection
+                        // still works, so it is kept and the failure logged.
+                        if let Err(e) = socket2::SockRef::from(t).set_keepalive(true) {
+                            self.node.log(&format!(
+                                "socket-server: socket ({new_id}) error: SO_KEEPALIVE: {}.",
+                                error_text(&e)
+                            ));
+                        }
                     }
                     if self.insert(conn) {
-                        deliver(owner, Event::accept(id, new_id, &render(&peer)));
+                        self.node
+                            .deliver(owner, Event::accept(id, new_id, &render(&peer)));
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
                     let owner = s.owner;
-                    deliver(owner, Event::error(id, &error_text(&e)));
+                    self.node.deliver(owner, Event::error(id, &error_text(&e)));
                     let out_of_fds =
                         matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE));
                     if !out_of_fds || self.spare_fd.is_none() {
@@ -627,13 +657,14 @@ impl Server {
             let result = match &mut s.io {
                 Io::Stream(t) => t.read(&mut self.scratch),
                 Io::Bound(fd) => read_fd(*fd, &mut self.scratch),
-                Io::Udp(u) => match u.recv_from(&mut self.scratch) {
+                Io::Udp(u, _) => match u.recv_from(&mut self.scratch) {
                     Ok((n, from)) => {
                         s.bytes_read += n as u64;
-                        s.read_time = timer::now();
+                        s.read_time = self.node.now();
                         let mut datagram = self.scratch[..n].to_vec();
                         datagram.extend_from_slice(&encode_udp_address(&from));
-                        deliver(s.owner, Event::udp(id, Payload::copy_of(&datagram), n));
+                        self.node
+                            .deliver(s.owner, Event::udp(id, Payload::copy_of(&datagram), n));
                         continue;
                     }
                     Err(e) => Err(e),
@@ -648,15 +679,15 @@ impl Server {
                     } else {
                         s.state = State::HalfCloseRead;
                         s.close_reported = true;
-                        deliver(owner, Event::close(id));
+                        self.node.deliver(owner, Event::close(id));
                     }
                     return;
                 }
                 Ok(n) => {
                     s.bytes_read += n as u64;
-                    s.read_time = timer::now();
+                    s.read_time = self.node.now();
                     let data = Payload::copy_of(&self.scratch[..n]);
-                    deliver(s.owner, Event::data(id, data, n));
+                    self.node.deliver(s.owner, Event::data(id, data, n));
                     if n < self.scratch.len() && !s.eof_pending {
                         return;
                     }
@@ -665,7 +696,7 @@ impl Server {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
                     let owner = s.owner;
-                    deliver(owner, Event::error(id, &error_text(&e)));
+                    self.node.deliver(owner, Event::error(id, &error_text(&e)));
                     s.close_reported = true;
                     self.free(id, None);
                     return;
@@ -679,20 +710,29 @@ impl Server {
         let Some(s) = self.sockets.get_mut(&id) else {
             return;
         };
-        if let Io::Udp(u) = &s.io {
+        if let Io::Udp(u, _) = &s.io {
             while let Some(p) = s.high.front() {
-                let to = p.to.unwrap_or_else(|| ([0, 0, 0, 0], 0).into());
-                match u.send_to(p.buffer.as_slice(), to) {
+                let len = p.buffer.as_slice().len();
+                // udp_send queues every datagram with its destination.
+                let sent = match p.to {
+                    Some(to) => u.send_to(p.buffer.as_slice(), to),
+                    None => Err(io::ErrorKind::AddrNotAvailable.into()),
+                };
+                match sent {
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                    sent => {
-                        if let Ok(n) = sent {
-                            s.bytes_written += n as u64;
-                            s.write_time = timer::now();
-                        }
-                        s.pending -= p.buffer.as_slice().len();
-                        s.high.pop_front();
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Ok(n) => {
+                        s.bytes_written += n as u64;
+                        s.write_time = self.node.now();
                     }
+                    // A datagram that cannot go is dropped, as upstream drops it.
+                    Err(e) => self.node.log(&format!(
+                        "socket-server : udp ({id}) sendto error {}.",
+                        error_text(&e)
+                    )),
                 }
+                s.pending -= len;
+                s.high.pop_front();
             }
             return;
         }
@@ -715,7 +755,7 @@ impl Server {
             match t.write(bytes) {
                 Ok(n) => {
                     s.bytes_written += n as u64;
-                    s.write_time = timer::now();
+                    s.write_time = self.node.now();
                     s.pending -= n;
                     front.offset += n;
                     if front.offset == front.buffer.as_slice().len() {
@@ -731,7 +771,7 @@ impl Server {
                     s.pending = 0;
                     let owner = s.owner;
                     let closing = s.closing;
-                    deliver(owner, Event::error(id, &error_text(&e)));
+                    self.node.deliver(owner, Event::error(id, &error_text(&e)));
                     if closing {
                         self.free(id, None);
                     }
@@ -742,29 +782,24 @@ impl Server {
         if s.warned {
             s.warned = false;
             s.warn_level = WARNING_SIZE;
-            deliver(s.owner, Event::warning(id, 0));
+            self.node.deliver(s.owner, Event::warning(id, 0));
         }
         if s.closing {
             self.free(id, None);
         }
     }
-}
 
-impl Server {
     fn udp_connect(&mut self, id: i32, peer: SocketAddr) {
         let Some(s) = self.sockets.get_mut(&id) else {
             return;
         };
-        let Io::Udp(u) = &s.io else { return };
-        let same_family = u
-            .local_addr()
-            .map(|l| l.is_ipv4() == peer.is_ipv4())
-            .unwrap_or(false);
-        if same_family {
+        let Io::Udp(_, family) = s.io else { return };
+        if family == Family::of(&peer) {
             s.peer = Some(peer);
         } else {
             let owner = s.owner;
-            deliver(owner, Event::error(id, "protocol mismatch"));
+            self.node
+                .deliver(owner, Event::error(id, "protocol mismatch"));
         }
     }
 
@@ -772,19 +807,15 @@ impl Server {
         let Some(s) = self.sockets.get_mut(&id) else {
             return;
         };
-        let Io::Udp(u) = &s.io else { return };
-        if u.local_addr()
-            .map(|l| l.is_ipv4() != to.is_ipv4())
-            .unwrap_or(true)
-        {
-            logging::error(
-                0,
-                format!("socket-server: udp socket ({id}) error: type mismatch."),
-            );
+        let Io::Udp(_, family) = s.io else { return };
+        if family != Family::of(&to) {
+            self.node.log(&format!(
+                "socket-server: udp socket ({id}) error: type mismatch."
+            ));
             return;
         }
         s.pending += buffer.as_slice().len();
-        s.high.push_back(Pending {
+        s.high.push_back(WriteBuffer {
             buffer,
             offset: 0,
             to: Some(to),
@@ -801,7 +832,7 @@ impl Server {
             .filter_map(|s| {
                 let kind = match (&s.io, s.state) {
                     (Io::Listener(_), State::Listen) => "LISTEN",
-                    (Io::Udp(_), _) => "UDP",
+                    (Io::Udp(..), _) => "UDP",
                     (Io::Bound(_), _) => "BIND",
                     (Io::Stream(_), State::Connected) => "TCP",
                     (Io::Stream(_), State::HalfCloseRead | State::HalfCloseWrite) => "CLOSING",
@@ -829,8 +860,10 @@ impl Server {
     }
 }
 
+/// `read` on a bound descriptor (std has no type for a descriptor it does not own).
 fn read_fd(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
-    // SAFETY: `buf` is valid for `buf.len()` writable bytes.
+    // SAFETY: `buf` is valid for `buf.len()` writable bytes, which is all read(2) writes;
+    // a descriptor that is not open only makes it fail with EBADF.
     let n = unsafe { libc::read(fd, buf.as_mut_ptr() as *mut libc::c_void, buf.len()) };
     if n < 0 {
         Err(io::Error::last_os_error())
@@ -839,6 +872,22 @@ fn read_fd(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
     }
 }
 
+/// Sets O_NONBLOCK on a descriptor (std has no call for one it does not own).
+fn set_nonblocking(fd: RawFd) -> io::Result<()> {
+    // SAFETY: F_GETFL only reads the descriptor's status flags; a descriptor that is not
+    // open only makes it fail with EBADF. No memory of ours is involved.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if flags < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: as above; F_SETFL changes only the status flags of `fd`.
+    if unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// A TCP connect that does not wait: EINPROGRESS is finished by `finish_connect`.
 fn connect_nonblocking(addr: SocketAddr) -> io::Result<TcpStream> {
     let sock = socket2::Socket::new(
         socket2::Domain::for_address(addr),
@@ -854,4 +903,273 @@ fn connect_nonblocking(addr: SocketAddr) -> io::Result<TcpStream> {
     }
     let std_stream: std::net::TcpStream = sock.into();
     Ok(TcpStream::from_std(std_stream))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{bind_listener, record, reserve_id};
+    use super::*;
+    use crossbeam::channel::{unbounded, Receiver as Rx, Sender as Tx};
+    use std::time::Duration;
+
+    /// One delivered event: owner, type, id, ud and its string or data.
+    type Seen = (u32, i32, i32, i32, Vec<u8>);
+
+    /// A node that records what the server reports, without any service behind it.
+    struct Recorder {
+        events: Tx<Seen>,
+        lines: Tx<String>,
+    }
+
+    impl Node for Recorder {
+        fn deliver(&self, owner: u32, event: Event) {
+            let m = event.into_message();
+            let r = record::decode(m.bytes()).expect("a whole record");
+            // SAFETY: the message holds a fresh record whose DATA/UDP buffer (if any) is
+            // live; it is copied, then freed once.
+            let body = unsafe {
+                let body = if r.buffer.is_null() {
+                    r.text.to_vec()
+                } else {
+                    r.data().to_vec()
+                };
+                record::free_buffer(m.bytes());
+                body
+            };
+            let _ = self.events.send((owner, r.kind, r.id, r.ud, body));
+        }
+
+        fn log(&self, text: &str) {
+            let _ = self.lines.send(text.to_owned());
+        }
+
+        fn now(&self) -> u64 {
+            42
+        }
+    }
+
+    struct Running {
+        tx: crossbeam::channel::Sender<Request>,
+        waker: Arc<mio::Waker>,
+        events: Rx<Seen>,
+        lines: Rx<String>,
+        thread: std::thread::JoinHandle<()>,
+    }
+
+    impl Running {
+        fn start() -> Running {
+            let (events_tx, events) = unbounded();
+            let (lines_tx, lines) = unbounded();
+            let node = Arc::new(Recorder {
+                events: events_tx,
+                lines: lines_tx,
+            });
+            let (tx, rx) = unbounded();
+            let poll = Poll::new().expect("poll");
+            let waker = Arc::new(mio::Waker::new(poll.registry(), WAKER).expect("waker"));
+            let thread = std::thread::spawn(move || run(poll, rx, node));
+            Running {
+                tx,
+                waker,
+                events,
+                lines,
+                thread,
+            }
+        }
+
+        fn request(&self, r: Request) {
+            self.tx.send(r).expect("server alive");
+            self.waker.wake().expect("wake");
+        }
+
+        fn next(&self) -> Seen {
+            self.events
+                .recv_timeout(Duration::from_secs(10))
+                .expect("an event")
+        }
+
+        fn stop(self) {
+            self.request(Request::Exit);
+            self.thread.join().expect("server thread");
+        }
+    }
+
+    #[test]
+    fn a_connection_reported_through_the_node() {
+        let server = Running::start();
+        let listener = bind_listener("127.0.0.1", 0, 32).expect("bind");
+        let id = reserve_id();
+        server.request(Request::Listen {
+            id,
+            owner: 7,
+            listener,
+        });
+        let (owner, kind, at, port, ip) = server.next();
+        assert_eq!(
+            (owner, kind, at, &ip[..]),
+            (7, record::CONNECT, id, &b"127.0.0.1"[..])
+        );
+        assert!(port > 0);
+
+        server.request(Request::Start { id, owner: 8 });
+        assert_eq!(
+            server.next(),
+            (8, record::CONNECT, id, 0, b"start".to_vec())
+        );
+
+        let mut client = std::net::TcpStream::connect(("127.0.0.1", port as u16)).expect("connect");
+        let (owner, kind, at, conn, peer) = server.next();
+        assert_eq!((owner, kind, at), (8, record::ACCEPT, id));
+        let from = client.local_addr().expect("local address");
+        assert_eq!(peer, format!("127.0.0.1:{}", from.port()).into_bytes());
+
+        server.request(Request::Start { id: conn, owner: 9 });
+        assert_eq!(
+            server.next(),
+            (9, record::CONNECT, conn, 0, b"start".to_vec())
+        );
+        client.write_all(b"hello").expect("client write");
+        assert_eq!(server.next(), (9, record::DATA, conn, 5, b"hello".to_vec()));
+
+        server.request(Request::Send {
+            id: conn,
+            buffer: SendBuffer::Bytes(b"world".to_vec()),
+            priority: Priority::High,
+        });
+        let mut got = [0; 5];
+        client.read_exact(&mut got).expect("client read");
+        assert_eq!(&got, b"world");
+
+        let (reply, info) = unbounded();
+        server.request(Request::Info { reply });
+        let info = info.recv_timeout(Duration::from_secs(10)).expect("info");
+        let tcp = info.iter().find(|s| s.id == conn).expect("the connection");
+        assert_eq!((tcp.kind, tcp.owner, tcp.read, tcp.write), ("TCP", 9, 5, 5));
+        assert_eq!(
+            (tcp.rtime, tcp.wtime),
+            (42, 42),
+            "stamped with the node's time"
+        );
+
+        server.request(Request::Send {
+            id,
+            buffer: SendBuffer::Bytes(b"x".to_vec()),
+            priority: Priority::High,
+        });
+        let line = server.lines.recv_timeout(Duration::from_secs(10));
+        assert_eq!(
+            line.expect("a log line"),
+            format!("socket-server error: write to listen fd {id}.")
+        );
+
+        drop(client);
+        assert_eq!(server.next(), (9, record::CLOSE, conn, 0, Vec::new()));
+        server.stop();
+    }
+
+    #[test]
+    fn connect_failures_in_upstream_words() {
+        let server = Running::start();
+        let id = reserve_id();
+        server.request(Request::Connect {
+            id,
+            owner: 3,
+            host: String::new(),
+            port: 80,
+        });
+        let error = (
+            3,
+            record::ERROR,
+            id,
+            0,
+            b"Name or service not known".to_vec(),
+        );
+        assert_eq!(server.next(), error);
+
+        // A port nobody listens on any more.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let id = reserve_id();
+        server.request(Request::Connect {
+            id,
+            owner: 3,
+            host: "127.0.0.1".into(),
+            port,
+        });
+        let refused = (3, record::ERROR, id, 0, b"Connection refused".to_vec());
+        assert_eq!(server.next(), refused);
+        server.stop();
+    }
+
+    #[test]
+    fn a_bad_descriptor_is_refused() {
+        let server = Running::start();
+        let id = reserve_id();
+        server.request(Request::Bind {
+            id,
+            owner: 4,
+            fd: -1,
+        });
+        let error = (4, record::ERROR, id, 0, b"Bad file descriptor".to_vec());
+        assert_eq!(server.next(), error);
+        assert!(shared(id).is_none(), "the id is released");
+        server.stop();
+    }
+
+    #[test]
+    fn udp_keeps_to_its_family() {
+        let server = Running::start();
+        let local: SocketAddr = "127.0.0.1:0".parse().expect("literal");
+        let socket = std::net::UdpSocket::bind(local).expect("udp bind");
+        socket.set_nonblocking(true).expect("nonblocking");
+        let at = socket.local_addr().expect("bound address");
+        let id = reserve_id();
+        server.request(Request::Udp {
+            id,
+            owner: 5,
+            socket,
+            family: Family::of(&local),
+            peer: None,
+        });
+
+        let peer = std::net::UdpSocket::bind("127.0.0.1:0").expect("peer bind");
+        peer.send_to(b"ping", at).expect("peer send");
+        let (owner, kind, from_id, size, body) = server.next();
+        assert_eq!((owner, kind, from_id, size), (5, record::UDP, id, 4));
+        let from = peer.local_addr().expect("peer address");
+        assert_eq!(
+            &body[..],
+            b"ping",
+            "the address follows the data, unseen here"
+        );
+
+        server.request(Request::UdpSend {
+            id,
+            buffer: SendBuffer::Bytes(b"pong".to_vec()),
+            to: from,
+        });
+        let mut got = [0; 8];
+        peer.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        let (n, sender) = peer.recv_from(&mut got).expect("peer receive");
+        assert_eq!((&got[..n], sender), (&b"pong"[..], at));
+
+        let v6: SocketAddr = "[::1]:9".parse().expect("literal");
+        server.request(Request::UdpSend {
+            id,
+            buffer: SendBuffer::Bytes(b"x".to_vec()),
+            to: v6,
+        });
+        let line = server.lines.recv_timeout(Duration::from_secs(10));
+        assert_eq!(
+            line.expect("a log line"),
+            format!("socket-server: udp socket ({id}) error: type mismatch.")
+        );
+        server.request(Request::UdpConnect { id, peer: v6 });
+        let mismatch = (5, record::ERROR, id, 0, b"protocol mismatch".to_vec());
+        assert_eq!(server.next(), mismatch);
+        server.stop();
+    }
 }

@@ -50,6 +50,16 @@ pub fn scratch_dir(tag: &str) -> PathBuf {
 
 pub use skynet::config::lua_str;
 
+/// Reports on the terminal that `test` (or a part of it) did not run, and why. The line
+/// goes straight to the process's stderr: the test harness captures what `eprintln!`
+/// writes and shows it only for failing tests or under `--nocapture`, so a skip would
+/// otherwise look like any other "ok". Tests that can be skipped also say in their
+/// name what they need.
+pub fn skipped(test: &str, why: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {why}");
+}
+
 /// Which Lua library (lualib/ + service/ + loader) a node runs with.
 #[derive(Clone, Debug)]
 pub struct LuaLib {
