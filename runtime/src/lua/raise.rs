@@ -4,14 +4,19 @@
 //! Rust allows that only over frames that own nothing with a destructor at that point. So
 //! a native function that can fail once it owns something (a `String`, a `Vec`, a lock
 //! guard ...) is written as a body, `unsafe fn(l) -> Result<c_int, Raise>`, and handed to
-//! Lua through [`lua_fn!`]. The body returns its error as a [`Raise`], which is plain
+//! Lua through `lua_fn!`. The body returns its error as a [`Raise`], which is plain
 //! data (`Copy`, so it cannot have a destructor), and drops what it owns on the way out;
-//! the entry [`lua_fn!`] makes then raises it from its own frame, which owns nothing.
+//! the entry `lua_fn!` makes then raises it from its own frame, which owns nothing.
 //!
 //! The `arg_*` readers are the `luaL_check*`/`luaL_opt*` of the C API that return the
 //! error instead of raising it, so a body may check an argument whatever it owns. The
 //! error texts are Lua's own: `Raise::Type` and `Raise::Arg` end in `luaL_typeerror` and
 //! `luaL_argerror`, `Raise::Error` is `luaL_error` (the caller's position, then the text).
+//!
+//! Any Lua API call that allocates can raise a memory error as well (a service's
+//! `memlimit` makes that ordinary). Bytes a body owns are therefore pushed with
+//! [`try_push_bytes`], Lua work done while something is owned runs under [`protect`], and
+//! [`push_fmt`] formats a short text without the heap.
 
 use super::stack::{push_bytes, to_bytes};
 use mlua::ffi::{self, lua_State};
@@ -108,7 +113,7 @@ pub enum Raise {
 }
 
 impl Raise {
-    /// `luaL_error` with a formatted text (see also [`raise!`](crate::lua::raise::raise)).
+    /// `luaL_error` with a formatted text.
     pub fn error(args: fmt::Arguments<'_>) -> Raise {
         Raise::Error(Text::new(args))
     }
@@ -132,7 +137,7 @@ impl Raise {
     /// # Safety
     /// `l` must be the state of a running C function, inside a protected call, with
     /// LUA_MINSTACK free slots as a C function starts with, and no frame between here
-    /// and that protected call may own anything with a destructor: this is [`lua_fn!`]'s
+    /// and that protected call may own anything with a destructor: this is `lua_fn!`'s
     /// entry, or a function that shows it owns nothing.
     pub unsafe fn raise(self, l: *mut lua_State) -> ! {
         // SAFETY: `self` is plain data; every call below either pushes within the free
@@ -185,7 +190,7 @@ pub type Body = unsafe fn(*mut lua_State) -> Result<c_int, Raise>;
 /// Runs `body` and raises its error from this frame, after the body has returned.
 ///
 /// # Safety
-/// Called only by the entry [`lua_fn!`] makes, with the state Lua called it with.
+/// Called only by the entry `lua_fn!` makes, with the state Lua called it with.
 #[inline(always)]
 pub unsafe fn run(l: *mut lua_State, body: Body) -> c_int {
     // SAFETY: the body gets the state Lua called the entry with.

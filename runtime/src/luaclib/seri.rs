@@ -209,7 +209,7 @@ impl Drop for Packed {
     }
 }
 
-/// Why [`pack_values`] failed. [`pack_error`] turns it into the Lua error upstream
+/// Why [`pack_values`] failed. `pack_error` turns it into the Lua error upstream
 /// raises.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PackError {
