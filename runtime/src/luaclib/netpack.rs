@@ -141,7 +141,6 @@ fn plan(at: Cursor, bytes: &[u8]) -> (Outcome, bool) {
 struct Packet {
     fd: i32,
     data: Payload,
-    size: usize,
 }
 
 /// A connection's packet in progress.
@@ -186,12 +185,7 @@ impl Drop for Queue {
 /// Real run of a read planned as `outcome`: queues packets and the leftover partial, and
 /// returns the packet itself for [`Outcome::Data`]. `queue` must be present whenever
 /// [`plan`] said one is needed.
-fn feed(
-    mut queue: Option<&mut Queue>,
-    fd: i32,
-    bytes: &[u8],
-    outcome: Outcome,
-) -> Option<(Payload, usize)> {
+fn feed(mut queue: Option<&mut Queue>, fd: i32, bytes: &[u8], outcome: Outcome) -> Option<Payload> {
     let (at, mut body) = match queue.as_deref_mut().and_then(|q| q.partial.remove(&fd)) {
         Some(p) => (p.at, p.body),
         None => (Cursor::Idle, Vec::new()),
@@ -209,20 +203,16 @@ fn feed(
                 return;
             }
             Step::Finish => {
-                let packet = (Payload::copy_of(&body), body.len());
+                let packet = Payload::copy_of(&body);
                 body.clear();
                 packet
             }
-            Step::Whole(b) => (Payload::copy_of(b), b.len()),
+            Step::Whole(b) => Payload::copy_of(b),
         };
         if outcome == Outcome::Data && single.is_none() {
             single = Some(packet);
         } else if let Some(q) = queue.as_deref_mut() {
-            q.ready.push_back(Packet {
-                fd,
-                data: packet.0,
-                size: packet.1,
-            });
+            q.ready.push_back(Packet { fd, data: packet });
         }
     });
     if end != Cursor::Idle {
@@ -305,10 +295,10 @@ unsafe fn filter_data(l: *mut lua_State, fd: i32, buffer: *mut u8, size: i32) ->
             None if needs_queue => Some(new_queue(l)),
             None => None,
         };
-        let single = feed(queue, fd, bytes, outcome).map(|(p, n)| (p.into_raw(), n));
+        let single = feed(queue, fd, bytes, outcome).map(|p| (p.len(), p.into_raw()));
         payload_free(buffer);
         match (outcome, single) {
-            (Outcome::Data, Some((p, n))) => {
+            (Outcome::Data, Some((n, p))) => {
                 push_name(l, c"data");
                 ffi::lua_pushinteger(l, fd as ffi::lua_Integer);
                 ffi::lua_pushlightuserdata(l, p.cast());
@@ -394,7 +384,8 @@ unsafe extern "C-unwind" fn pop(l: *mut lua_State) -> c_int {
         let Some(packet) = queue_at(l, 1).and_then(|q| q.ready.pop_front()) else {
             return 0;
         };
-        let Packet { fd, data, size } = packet;
+        let Packet { fd, data } = packet;
+        let size = data.len();
         let p = data.into_raw();
         ffi::lua_pushinteger(l, fd as ffi::lua_Integer);
         ffi::lua_pushlightuserdata(l, p.cast());
@@ -509,13 +500,11 @@ mod tests {
             assert!(needs || outcome == Outcome::Data || q.cursor(9) == Cursor::Idle);
             let single = feed(Some(&mut q), 9, bytes, outcome);
             assert_eq!(single.is_some(), outcome == Outcome::Data);
-            if let Some((p, n)) = single {
-                // SAFETY: feed returns a live payload of `n` bytes.
-                got.push(unsafe { slice::from_raw_parts(p.as_ptr(), n) }.to_vec());
+            if let Some(p) = single {
+                got.push(p.bytes().to_vec());
             }
             while let Some(pk) = q.ready.pop_front() {
-                // SAFETY: as above.
-                got.push(unsafe { slice::from_raw_parts(pk.data.as_ptr(), pk.size) }.to_vec());
+                got.push(pk.data.bytes().to_vec());
             }
             outcomes.push(outcome);
         }
