@@ -1,7 +1,12 @@
 //! Tests of our changes to Lua itself (vendor/lua-src/README.md) that need no skynet
-//! around them: the index of open upvalues and the single-start pattern search.
+//! around them: the index of open upvalues, the single-start pattern search, and how
+//! shared strings meet a VM's own. Checks that only an assert build of Lua can make are
+//! in vendor/lua-src/check (run-testes.sh).
 
+use crate::lua::codecache::with_state;
 use crate::lua::testvm::TestVm;
+use mlua::ffi;
+use std::ffi::CStr;
 
 /// A main chunk with many locals captured by many closures (the shape that gives a thread
 /// an index of its open upvalues), checked against a plain table of the values, while the
@@ -95,5 +100,70 @@ fn leading_dot_star_patterns_find_what_every_start_would() {
             end
             assert(checked > 10000)
         "#,
+    );
+}
+
+/// Reads the type, mark, `extra` and length bytes of the short string `s` as the VM holds
+/// it (Lua 5.5's `TString` on a 64-bit target: a `next` pointer, then those four bytes;
+/// the characters start 24 bytes in). The type and length are checked, so a change of
+/// layout fails here rather than reading the wrong bytes.
+fn short_string_header(vm: &TestVm, s: &CStr) -> [u8; 4] {
+    let l = vm.state();
+    // SAFETY: the string stays on the stack while its object's first bytes are copied;
+    // they lie inside the object, before its characters.
+    unsafe {
+        let chars = ffi::lua_pushstring(l, s.as_ptr()).cast::<u8>();
+        let mut header = [0u8; 4];
+        std::ptr::copy_nonoverlapping(chars.sub(16), header.as_mut_ptr(), 4);
+        ffi::lua_pop(l, 1);
+        assert_eq!(header[0], 4, "LUA_VSHRSTR");
+        assert_eq!(header[3] as usize, s.to_bytes().len(), "shrlen");
+        header
+    }
+}
+
+/// The child of `parses_never_write_the_shared_name_global`, in a process of its own.
+#[test]
+#[ignore = "run by parses_never_write_the_shared_name_global in a fresh process"]
+fn fresh_process_parses_of_global() {
+    with_state(|_| ());
+    let probe = TestVm::new("", &[]);
+    let before = short_string_header(&probe, c"global");
+    assert_ne!(before[1] & 0x80, 0, "the name is shared");
+    assert_eq!(before[2], 0, "marked a name, not a reserved word");
+    let parsers: Vec<_> = (0..2)
+        .map(|_| {
+            std::thread::spawn(|| {
+                let vm = TestVm::new("", &[]);
+                for _ in 0..50 {
+                    vm.check("do global x; x = 1 end local global = 2 assert(global + x == 3)");
+                }
+            })
+        })
+        .collect();
+    for p in parsers {
+        p.join().unwrap();
+    }
+    assert_eq!(short_string_header(&probe, c"global"), before);
+}
+
+/// In compatibility mode `global` is a name that opens a declaration; Lua marks it so at
+/// every parse, but a parse must not write the shared string that every VM reads. The
+/// check needs a process where nothing has parsed yet.
+#[test]
+fn parses_never_write_the_shared_name_global() {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "lua::patch_tests::fresh_process_parses_of_global",
+        ])
+        .args(["--ignored", "--test-threads=1", "--nocapture"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("1 passed"),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
     );
 }
