@@ -110,6 +110,12 @@ static size_t upindexbytes (size_t size) {
 }
 
 
+/* memory used by L's index (counted in the thread's size) */
+size_t luaF_upindexsize (lua_State *L) {
+  return (L->upindex == NULL) ? 0 : upindexbytes(L->upindex->size);
+}
+
+
 void luaF_freeupindex (lua_State *L) {
   UpIndex *ix = L->upindex;
   if (ix != NULL) {

@@ -254,6 +254,7 @@ lu_mem luaE_threadsize (lua_State *L) {
             + cast_uint(L->nci) * sizeof(CallInfo);
   if (L->stack.p != NULL)
     sz += cast_uint(stacksize(L) + EXTRA_STACK) * sizeof(StackValue);
+  sz += luaF_upindexsize(L);  /* its index of open upvalues (lfunc.c) */
   return sz;
 }
 
