@@ -167,3 +167,36 @@ fn parses_never_write_the_shared_name_global() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Captures on a deep stack: the index of open upvalues grows with the open upvalues, not
+/// with the stack (it used to take a pointer per stack slot, 0.5 MB at this depth).
+#[test]
+fn an_upvalue_index_on_a_deep_stack_is_small() {
+    TestVm::new("", &[]).check(
+        r#"
+        local src = {}
+        for i = 1, 60 do src[#src + 1] = ("local v%d = %d"):format(i, i) end
+        src[#src + 1] = "local fs = {}"
+        for i = 1, 60 do
+            src[#src + 1] = ("fs[%d] = function() return v1 + v%d end"):format(i, i)
+        end
+        src[#src + 1] = "return fs"
+        local chunk = assert(load(table.concat(src, "\n")))
+        local function deep(n, f)
+            if n == 0 then return f() end
+            local r = deep(n - 1, f) -- not a tail call: the stack grows
+            return r
+        end
+        deep(20000, function()
+            collectgarbage()
+            collectgarbage("stop")
+            local before = collectgarbage("count")
+            local fs = chunk()
+            local grew = collectgarbage("count") - before
+            collectgarbage("restart")
+            assert(fs[60]() == 61)
+            assert(grew < 64, grew .. " KB")
+        end)
+        "#,
+    );
+}

@@ -26,4 +26,18 @@ for _ = 1, 3 do
   collectgarbage()
 end
 
+-- Captures on a deep stack: the index holds the open upvalues only.
+local function deep(n, f)
+  if n == 0 then return f() end
+  local r = deep(n - 1, f)  -- not a tail call: the stack grows
+  return r
+end
+deep(20000, function()
+  collectgarbage()
+  local before = collectgarbage("count")
+  local fs = manylocals(60)()
+  assert(fs[60]() == 61)
+  assert(collectgarbage("count") - before < 256)
+end)
+
 print("patch checks OK")

@@ -292,7 +292,7 @@ struct lua_State {
   StkIdRel stack_last;  /* end of stack (last element + 1) */
   StkIdRel stack;  /* stack base */
   UpVal *openupval;  /* list of open upvalues in this stack */
-  struct UpIndex *upindex;  /* stack slot -> open upvalue, or NULL (lfunc.c) */
+  struct UpIndex *upindex;  /* open upvalues by stack slot, or NULL (lfunc.c) */
   StkIdRel tbclist;  /* list of to-be-closed variables */
   GCObject *gclist;
   struct lua_State *twups;  /* list of threads with open upvalues */
