@@ -516,7 +516,7 @@ mod tests {
             vm.check(&format!(
                 r#"
                 -- Made before the first load shares 'eq_key': then it is this VM's own
-                -- copy, and only equal by contents.
+                -- copy, and this VM runs a private copy of the file's code made with it.
                 local own = ('eq_'):rep(1) .. 'key'
                 local t, get, key, boom = loadfile('{name}')()
                 assert(t[own] == 1 and get(own) == 1 and get('eq_key') == 1)

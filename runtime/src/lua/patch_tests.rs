@@ -3,7 +3,8 @@
 //! shared strings meet a VM's own. Checks that only an assert build of Lua can make are
 //! in vendor/lua-src/check (run-testes.sh).
 
-use crate::lua::codecache::with_state;
+use crate::lua::codecache::{install, with_state};
+use crate::lua::lshared::{lua_maketemplate, lua_pushtemplate};
 use crate::lua::testvm::TestVm;
 use mlua::ffi;
 use std::ffi::CStr;
@@ -197,6 +198,108 @@ fn an_upvalue_index_on_a_deep_stack_is_small() {
             assert(fs[60]() == 61)
             assert(grew < 64, grew .. " KB")
         end)
+        "#,
+    );
+}
+
+/// A file in a fresh scratch directory, removed (with the directory) when dropped.
+struct ScratchFile(std::path::PathBuf);
+
+impl ScratchFile {
+    fn new(tag: &str, text: &str) -> ScratchFile {
+        let dir = std::env::temp_dir().join(format!("patch_tests_{tag}_{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("file.lua");
+        std::fs::write(&path, text).unwrap();
+        ScratchFile(path)
+    }
+
+    fn name(&self) -> String {
+        self.0.display().to_string()
+    }
+}
+
+impl Drop for ScratchFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(self.0.parent().unwrap());
+    }
+}
+
+/// A VM that made a string before an equal one was shared keeps seeing its own object:
+/// it runs a private copy of the shared prototype holding the string, made with its own
+/// strings (from the cached code: the file is not read again). So `next` finds a key whose
+/// entry has died by the key's own string, as stock Lua does (dead keys compare by
+/// identity); a VM made later takes the shared string everywhere.
+#[test]
+fn a_vm_sees_one_object_per_string_even_when_it_made_its_own_first() {
+    let file = ScratchFile::new(
+        "next",
+        "return { patch_next_key = 1 }, 'patch_next_key', function() return 'patch_next_key' end",
+    );
+    let name = file.name();
+    let run = |vm: &TestVm| {
+        vm.check(&format!(
+            r#"
+            local own = ("patch_next"):rep(1) .. "_key"
+            local t, key, get = assert(loadfile('{name}'))()
+            local function addr(s) return string.format('%p', s) end
+            assert(addr(own) == addr(key) and addr(get()) == addr(own))
+            for k in pairs(t) do assert(addr(k) == addr(own)) end
+            t[key] = nil
+            collectgarbage()
+            assert(next(t, own) == nil)
+            t[own] = 2
+            assert(t.patch_next_key == 2 and t[get()] == 2)
+            "#
+        ));
+    };
+    let vm = || {
+        let vm = TestVm::new("", &[]);
+        // SAFETY: a fresh state with the standard libraries open.
+        unsafe { install(vm.state()) };
+        vm
+    };
+    with_state(|_| ());
+    let first = vm();
+    first.check("own_before_sharing = ('patch_next'):rep(1) .. '_key'");
+    run(&first);
+    run(&vm());
+}
+
+/// A template laid down in a VM holding its own copy of one of the template's strings
+/// holds that copy, as key and as value.
+#[test]
+fn a_template_holds_the_vm_own_copies_of_its_strings() {
+    let vm = TestVm::new("", &[]);
+    let l = vm.state();
+    vm.check(
+        "own_key = ('patch_template'):rep(1) .. '_key'
+         own_value = ('patch_template'):rep(1) .. '_value'",
+    );
+    // SAFETY: the codecache state under its lock: a table pushed, made a template, popped.
+    let tp = with_state(|cl| unsafe {
+        ffi::lua_createtable(cl, 0, 2);
+        ffi::lua_pushstring(cl, c"patch_template_value".as_ptr());
+        ffi::lua_setfield(cl, -2, c"patch_template_key".as_ptr());
+        ffi::lua_pushinteger(cl, 7);
+        ffi::lua_setfield(cl, -2, c"patch_template_other".as_ptr());
+        let tp = lua_maketemplate(cl);
+        ffi::lua_settop(cl, 0);
+        tp
+    });
+    assert!(!tp.is_null());
+    // SAFETY: `vm` was made with the codecache's seed; the table goes into a global.
+    unsafe {
+        assert_eq!(lua_pushtemplate(l, tp), 1);
+        ffi::lua_setglobal(l, c"t".as_ptr());
+    }
+    vm.check(
+        r#"
+        local function addr(s) return string.format('%p', s) end
+        local k, v = next(t)
+        if k ~= own_key then k, v = next(t, k) end
+        assert(addr(k) == addr(own_key) and addr(v) == addr(own_value))
+        assert(t[own_key] == own_value and t.patch_template_other == 7)
         "#,
     );
 }

@@ -40,4 +40,20 @@ deep(20000, function()
   assert(collectgarbage("count") - before < 256)
 end)
 
+-- A string of the state's own, made before an equal one was shared, is
+-- the one the state sees: a shared prototype holding that string runs as
+-- a private copy made with the state's strings, so keys stay single
+-- objects and 'next' finds a dead key by identity.
+local name = os.tmpname()
+local own = ("only_in_"):rep(1) .. "this_check"
+local f = assert(io.open(name, "w"))
+f:write("return { only_in_this_check = 1 }, 'only_in_this_check'")
+f:close()
+local t, key = assert(loadfile(name))()
+os.remove(name)
+t[key] = nil
+collectgarbage()
+assert(next(t, own) == nil)
+assert(own == key and string.format("%p", own) == string.format("%p", key))
+
 print("patch checks OK")

@@ -22,6 +22,7 @@
 #include "lgc.h"
 #include "llex.h"
 #include "lmem.h"
+#include "lshared.h"
 #include "lstate.h"
 #include "lstring.h"
 #include "ltable.h"
@@ -361,6 +362,7 @@ LUA_API lua_State *lua_newstate (lua_Alloc f, void *ud, unsigned seed) {
   g->warnf = NULL;
   g->ud_warn = NULL;
   g->seed = seed;
+  g->sharedmark = luaS_sharedcount();  /* before it makes any string */
   g->gcstp = GCSTPGC;  /* no GC while building state */
   g->strt.size = g->strt.nuse = 0;
   g->strt.hash = NULL;
