@@ -2,7 +2,9 @@
 # Builds the patched Lua (lua-5.5.1/) as a stand-alone interpreter, check/slua.c, with
 # Lua's internal assertions (LUAI_ASSERT), API checks and AddressSanitizer, then runs
 #   1. check/patch.lua, our own checks that only an assert build can make;
-#   2. Lua's own test suite ("testes", not in this repo) from $LUA_TESTES, when set:
+#   2. check/threads.c, states sharing prototypes and strings across threads, built with
+#      ThreadSanitizer;
+#   3. Lua's own test suite ("testes", not in this repo) from $LUA_TESTES, when set:
 #      all.lua in its portable mode (-e"_U=true": no internal tests, which need ltests.c,
 #      no non-portable or long ones, and not main.lua, which tests the stock lua.c).
 #      LUA_TESTES_INIT replaces that -e chunk (e.g. "_port=true" adds the long and
@@ -25,6 +27,11 @@ export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1
 
 echo "run-testes: check/patch.lua"
 (cd "$tmp" && ./slua "$here/patch.lua")
+
+echo "run-testes: check/threads.c (-fsanitize=thread)"
+"${CC:-cc}" -std=gnu99 -O1 -g -fsanitize=thread -DLUA_USE_LINUX -Wall -Wextra \
+    -I"$src" "$src"/*.c "$here/threads.c" -o "$tmp/threads" -lm -ldl -lpthread
+TSAN_OPTIONS=halt_on_error=1 "$tmp/threads"
 
 if [ -z "${LUA_TESTES:-}" ]; then
     echo "run-testes: LUA_TESTES is not set (path of Lua 5.5's testes directory): testes skipped"
