@@ -100,8 +100,22 @@ pub(crate) fn with_state<R>(f: impl FnOnce(*mut lua_State) -> R) -> R {
     f(cache.state)
 }
 
-/// A bare state on mimalloc with the process's hash seed, so it can run shared prototypes.
+/// Makes the compiling state if there is none yet. A VM made before it has its own
+/// reserved words and metamethod names instead of the shared ones, and then runs a private
+/// copy of every shared prototype that holds one of them (vendor/lua-src/README.md).
+pub fn make_shared_names() {
+    LazyLock::force(&CACHE);
+}
+
+/// A bare state on mimalloc with the process's hash seed, so it can run shared prototypes
+/// (the tests' VMs).
+#[cfg(test)]
 pub(crate) fn new_state() -> *mut lua_State {
+    make_shared_names();
+    bare_state()
+}
+
+fn bare_state() -> *mut lua_State {
     // SAFETY: the allocator needs no userdata.
     unsafe { ffi::lua_newstate(mimalloc_allocate, ptr::null_mut(), hash_seed()) }
 }
@@ -110,7 +124,7 @@ pub(crate) fn new_state() -> *mut lua_State {
 /// shares its reserved words and metamethod names: VMs then use those strings instead of
 /// making their own copies.
 fn new_cache_state() -> *mut lua_State {
-    let l = new_state();
+    let l = bare_state();
     // SAFETY: a fresh state owned by the cache; package.loaded holds only library tables.
     unsafe {
         ffi::luaL_openlibs(l);
@@ -611,7 +625,7 @@ mod tests {
             vm.check(&format!(
                 r#"
                 -- Made before the first load shares 'eq_key': then it is this VM's own
-                -- copy, and only equal by contents.
+                -- copy, and this VM runs a private copy of the file's code made with it.
                 local own = ('eq_'):rep(1) .. 'key'
                 local t, get, key, boom = loadfile('{name}')()
                 assert(t[own] == 1 and get(own) == 1 and get('eq_key') == 1)

@@ -74,6 +74,7 @@ impl Host {
             trap: AtomicI32::new(0),
             alive: Mutex::new(true),
         });
+        super::codecache::make_shared_names();
         // SAFETY: `allocate` matches lua_Alloc and the host outlives the VM: its owner
         // calls `close_vm` before dropping the last Arc.
         let l = unsafe {

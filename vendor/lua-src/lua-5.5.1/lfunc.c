@@ -89,24 +89,40 @@ static UpVal *newupval (lua_State *L, StkId level, UpVal **prev) {
 ** walks past every open upvalue above it. A module's main chunk keeps
 ** dozens of locals open while it makes the closures that capture them,
 ** and each capture would walk most of the list. A thread whose walks get
-** long gets an index from stack slot to open upvalue. The index only
-** mirrors the list: an entry is set when its upvalue opens and cleared
-** when it closes, a missing entry just means walking the list, and the
-** index goes when the list empties. Open upvalues are never collected
-** while their thread lives (see 'traversethread'), so no entry dangles.
+** long gets an index: its open upvalues with their stack slots, in an
+** array sorted by slot, searched by bisection. The index mirrors the
+** list: an upvalue enters both when it opens, upvalues leave both when
+** they close (always the ones above some level, the end of the array),
+** and the index goes when the list empties. Its size follows the number
+** of open upvalues, not the depth of the stack. Slots, unlike stack
+** addresses, stay valid when the stack is reallocated. An open upvalue
+** is collected only with its thread (see 'traversethread'); then the
+** index may keep a dangling pointer, which is never followed.
 */
 
 /* walk length after which a thread gets an index */
 #define UPINDEXWALK	24
 
+typedef struct UpSlot {
+  size_t slot;  /* stack slot of the upvalue */
+  UpVal *uv;
+} UpSlot;
+
 typedef struct UpIndex {
-  size_t size;  /* number of stack slots covered */
-  UpVal *open[];  /* open upvalue of each slot, or NULL */
+  int n;  /* number of entries in use */
+  int size;  /* number of entries allocated */
+  UpSlot e[];  /* open upvalues by increasing slot */
 } UpIndex;
 
 
-static size_t upindexbytes (size_t size) {
-  return sizeof(UpIndex) + size * sizeof(UpVal *);
+static size_t upindexbytes (int size) {
+  return sizeof(UpIndex) + cast_sizet(size) * sizeof(UpSlot);
+}
+
+
+/* memory used by L's index (counted in the thread's size) */
+size_t luaF_upindexsize (lua_State *L) {
+  return (L->upindex == NULL) ? 0 : upindexbytes(L->upindex->size);
 }
 
 
@@ -119,28 +135,76 @@ void luaF_freeupindex (lua_State *L) {
 }
 
 
-/* (re)builds L's index over its whole stack */
-static void buildupindex (lua_State *L) {
-  size_t size = cast_sizet(stacksize(L));
-  UpIndex *ix = cast(UpIndex *, luaM_newblock(L, upindexbytes(size)));
-  UpVal *uv;
-  ix->size = size;
-  memset(ix->open, 0, size * sizeof(UpVal *));
-  for (uv = L->openupval; uv != NULL; uv = uv->u.open.next) {
-    size_t slot = cast_sizet(uplevel(uv) - L->stack.p);
-    if (slot < size)
-      ix->open[slot] = uv;
+#define slotof(L,level)	cast_sizet((level) - (L)->stack.p)
+
+
+/* index of the first entry whose slot is not below 'slot' */
+static int findslot (const UpIndex *ix, size_t slot) {
+  int lo = 0, hi = ix->n;
+  while (lo < hi) {
+    int mid = lo + (hi - lo) / 2;
+    if (ix->e[mid].slot < slot)
+      lo = mid + 1;
+    else
+      hi = mid;
   }
-  luaF_freeupindex(L);
+  return lo;
+}
+
+
+/* indexes L's open upvalues, with room for as many more */
+static void buildupindex (lua_State *L) {
+  int n = 0, i;
+  UpVal *uv;
+  UpIndex *ix;
+  for (uv = L->openupval; uv != NULL; uv = uv->u.open.next)
+    n++;
+  ix = cast(UpIndex *, luaM_newblock(L, upindexbytes(2 * n)));
+  ix->size = 2 * n;
+  for (i = n, uv = L->openupval; uv != NULL; uv = uv->u.open.next) {
+    i--;  /* the list goes down the stack */
+    ix->e[i].slot = slotof(L, uplevel(uv));
+    ix->e[i].uv = uv;
+  }
+  ix->n = n;
   L->upindex = ix;
 }
 
 
-static void forgetupval (lua_State *L, UpVal *uv) {
+/*
+** Doubles the room of L's index. (No overflow: there are fewer open
+** upvalues than stack slots, at most LUAI_MAXSTACK.)
+*/
+static UpIndex *growupindex (lua_State *L) {
   UpIndex *ix = L->upindex;
-  size_t slot = cast_sizet(uplevel(uv) - L->stack.p);
-  if (slot < ix->size)
-    ix->open[slot] = NULL;
+  int size = ix->size;
+  ix = cast(UpIndex *, luaM_realloc_(L, ix, upindexbytes(size),
+                                         upindexbytes(2 * size)));
+  ix->size = 2 * size;
+  L->upindex = ix;
+  return ix;
+}
+
+
+/* 'luaF_findupval' through the index */
+static UpVal *findindexed (lua_State *L, StkId level) {
+  UpIndex *ix = L->upindex;
+  size_t slot = slotof(L, level);
+  int i = findslot(ix, slot);
+  UpVal **prev;
+  UpVal *uv;
+  if (i < ix->n && ix->e[i].slot == slot)  /* already open? */
+    return ix->e[i].uv;
+  if (ix->n == ix->size)
+    ix = growupindex(L);  /* before any change, as it may raise an error */
+  /* the list goes down the stack: link after the upvalue just above */
+  prev = (i < ix->n) ? &ix->e[i].uv->u.open.next : &L->openupval;
+  uv = newupval(L, level, prev);
+  memmove(&ix->e[i + 1], &ix->e[i], cast_sizet(ix->n - i) * sizeof(UpSlot));
+  ix->e[i].slot = slot;
+  ix->e[i].uv = uv;
+  ix->n++;
+  return uv;
 }
 
 /* }====================================================== */
@@ -153,12 +217,10 @@ static void forgetupval (lua_State *L, UpVal *uv) {
 UpVal *luaF_findupval (lua_State *L, StkId level) {
   UpVal **pp = &L->openupval;
   UpVal *p;
-  UpIndex *ix = L->upindex;
-  size_t slot = cast_sizet(level - L->stack.p);
   int walked = 0;
   lua_assert(isintwups(L) || L->openupval == NULL);
-  if (ix != NULL && slot < ix->size && ix->open[slot] != NULL)
-    return ix->open[slot];
+  if (L->upindex != NULL)
+    return findindexed(L, level);
   while ((p = *pp) != NULL && uplevel(p) >= level) {  /* search for it */
     lua_assert(!isdead(G(L), p));
     if (uplevel(p) == level)  /* corresponding upvalue? */
@@ -168,10 +230,8 @@ UpVal *luaF_findupval (lua_State *L, StkId level) {
   }
   if (p == NULL || uplevel(p) != level)  /* not found? */
     p = newupval(L, level, pp);  /* create a new upvalue after 'pp' */
-  if (ix != NULL && slot < ix->size)
-    ix->open[slot] = p;
-  else if (ix != NULL || walked >= UPINDEXWALK)
-    buildupindex(L);  /* (re)index, now covering 'slot' */
+  if (walked >= UPINDEXWALK)  /* long walk? */
+    buildupindex(L);  /* index the list, now holding 'p' */
   return p;
 }
 
@@ -276,8 +336,6 @@ void luaF_closeupval (lua_State *L, StkId level) {
   while ((uv = L->openupval) != NULL && uplevel(uv) >= level) {
     TValue *slot = &uv->u.value;  /* new position for value */
     lua_assert(uplevel(uv) < L->top.p);
-    if (L->upindex != NULL)
-      forgetupval(L, uv);
     luaF_unlinkupval(uv);  /* remove upvalue from 'openupval' list */
     setobj(L, slot, uv->v.p);  /* move value to upvalue slot */
     uv->v.p = slot;  /* now current value lives here */
@@ -288,6 +346,8 @@ void luaF_closeupval (lua_State *L, StkId level) {
   }
   if (L->openupval == NULL)
     luaF_freeupindex(L);
+  else if (L->upindex != NULL)  /* drop the closed ones, at its end */
+    L->upindex->n = findslot(L->upindex, slotof(L, level));
 }
 
 

@@ -72,6 +72,20 @@ static void save (LexState *ls, int c) {
 }
 
 
+/*
+** Mark of the i-th reserved word in its string's 'extra'. In
+** compatibility mode "global" is a name, and it is marked so here, once:
+** parses never write it, as it may be shared (lshared.c).
+*/
+static lu_byte reservedmark (int i) {
+#if LUA_COMPAT_GLOBAL
+  if (i + FIRST_RESERVED == TK_GLOBAL)
+    return 0;  /* not reserved */
+#endif
+  return cast_byte(i + 1);
+}
+
+
 void luaX_init (lua_State *L) {
   int i;
   TString *e = luaS_newliteral(L, LUA_ENV);  /* create env name */
@@ -79,9 +93,9 @@ void luaX_init (lua_State *L) {
   for (i=0; i<NUM_RESERVED; i++) {
     TString *ts = luaS_new(L, luaX_tokens[i]);
     luaC_fix(L, obj2gco(ts));  /* reserved words are never collected */
-    lua_assert(!isshared(ts) || ts->extra == i+1);
+    lua_assert(!isshared(ts) || ts->extra == reservedmark(i));
     if (!isshared(ts))  /* a shared one is already marked (lshared.c) */
-      ts->extra = cast_byte(i+1);  /* reserved word */
+      ts->extra = reservedmark(i);  /* reserved word */
   }
 }
 
@@ -193,7 +207,7 @@ void luaX_setinput (lua_State *L, LexState *ls, ZIO *z, TString *source,
 #if LUA_COMPAT_GLOBAL
   /* compatibility mode: "global" is not a reserved word */
   ls->glbn = luaS_newliteral(L, "global");  /* get "global" string */
-  ls->glbn->extra = 0;  /* mark it as not reserved */
+  lua_assert(!isreserved(ls->glbn));  /* marked so by 'luaX_init' */
 #endif
   luaZ_resizebuffer(ls->L, ls->buff, LUA_MINBUFFER);  /* initialize buffer */
 }

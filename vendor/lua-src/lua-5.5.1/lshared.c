@@ -11,15 +11,26 @@
 ** shared objects are never written again and threads may read them
 ** freely.
 **
-** Short strings stay interned per state, so a state may hold its own
-** copy of a shared string; 'eqshrstr' compares contents when exactly one
-** side is shared. To keep such copies rare, every shared short string
-** also goes into one process-wide set, and a state that misses in its
-** own string table takes the shared string from the set instead of
-** making a copy. The set is written under the sharing state's lock only
-** and read by any thread without locks: slots are filled once, with
-** release stores, and a full set is replaced (never freed) by a larger
-** copy.
+** Short strings are equal only when they are the same object
+** ('eqshrstr'), so a state must never hold two equal ones: its own copy
+** and a shared string. Every shared short string goes into one
+** process-wide set, and a state that misses in its own string table
+** takes the shared string from the set instead of making a copy. The set
+** is written under the sharing state's lock only and read by any thread
+** without locks: slots are filled once, with release stores, and a full
+** set is replaced (never freed) by a larger copy. A count of the strings
+** ever added goes up after each addition.
+**
+** So a state has its own copy of a shared string only when it made that
+** string before the string was added to the set, that is, when the
+** string came after the state's 'sharedmark' (the count when the state
+** was made). Shared strings reach a state only through prototypes and
+** templates, and each of those records the count once its strings were
+** in the set. When that count is past the state's mark, the state's
+** string table is searched for copies of their strings: a prototype with
+** one is given to the state as a private copy, whose strings are the
+** state's, and a template's keys and values are replaced by the state's
+** copies.
 */
 
 #define lshared_c
@@ -52,6 +63,8 @@ typedef struct SharedSet {
 } SharedSet;
 
 static _Atomic(SharedSet *) sharedset = NULL;
+
+static _Atomic(size_t) sharedcount = 0;  /* strings ever added to the set */
 
 
 /*
@@ -102,6 +115,13 @@ static void addtoset (TString *ts, unsigned seed) {
     set = bigger;
   }
   setinsert(set, ts);
+  atomic_store_explicit(&sharedcount, luaS_sharedcount() + 1,
+                        memory_order_release);
+}
+
+
+size_t luaS_sharedcount (void) {
+  return atomic_load_explicit(&sharedcount, memory_order_acquire);
 }
 
 
@@ -200,15 +220,67 @@ static void collecttopause (lua_State *L) {
 }
 
 
-LUA_API const void *lua_shareproto (lua_State *L) {
+/*
+** L's own short string equal to the shared string 'ts', if any. (Only
+** a sharing state holds shared strings in its own table.)
+*/
+static TString *owncopy (global_State *g, TString *ts) {
+  TString *o;
+  if (ts == NULL || !strisshr(ts))
+    return NULL;  /* long strings are compared by contents */
+  o = g->strt.hash[lmod(ts->hash, g->strt.size)];
+  for (; o != NULL; o = o->u.hnext) {
+    if (o != ts && o->hash == ts->hash && o->shrlen == ts->shrlen &&
+        memcmp(getshrstr(o), getshrstr(ts), cast_sizet(ts->shrlen)) == 0)
+      return o;
+  }
+  return NULL;
+}
+
+
+static int treehascopy (global_State *g, const Proto *p) {
+  int i;
+  if (owncopy(g, p->source))
+    return 1;
+  for (i = 0; i < p->sizek; i++) {
+    if (ttisshrstring(&p->k[i]) && owncopy(g, tsvalue(&p->k[i])))
+      return 1;
+  }
+  for (i = 0; i < p->sizeupvalues; i++) {
+    if (owncopy(g, p->upvalues[i].name))
+      return 1;
+  }
+  for (i = 0; i < p->sizelocvars; i++) {
+    if (owncopy(g, p->locvars[i].varname))
+      return 1;
+  }
+  for (i = 0; i < p->sizep; i++) {
+    if (treehascopy(g, p->p[i]))
+      return 1;
+  }
+  return 0;
+}
+
+
+/* a shared main prototype, as 'lua_shareproto' hands it out */
+typedef struct SharedProto {
   Proto *p;
+  size_t count;  /* 'sharedcount' once its strings were shared */
+} SharedProto;
+
+
+LUA_API const void *lua_shareproto (lua_State *L) {
+  SharedProto *sp = cast(SharedProto *, malloc(sizeof(SharedProto)));
+  if (sp == NULL)
+    abort();  /* as 'newset' */
   lua_lock(L);
   collecttopause(L);
-  p = clLvalue(s2v(L->top.p - 1))->p;
-  sharetree(G(L), p);
+  sp->p = clLvalue(s2v(L->top.p - 1))->p;
+  sharetree(G(L), sp->p);
   unlinkshared(G(L));
+  sp->count = luaS_sharedcount();
   lua_unlock(L);
-  return p;
+  return sp;
 }
 
 
@@ -243,9 +315,70 @@ LUA_API unsigned lua_hashseed (lua_State *L) {
 }
 
 
-LUA_API void lua_pushsharedproto (lua_State *L, const void *sp) {
-  Proto *p = cast(Proto *, sp);
+/*
+** {======================================================
+** Private copies: a closure of the shared prototype on the top of the
+** stack is replaced by one of a copy dumped from it and loaded back, so
+** that its strings are L's own where L has them. The dump is sized in a
+** first pass and written into a userdata in a second, so an error
+** leaves nothing behind.
+** =======================================================
+*/
+
+typedef struct Block {
+  char *b;
+  size_t size;  /* bytes written, or to be read */
+} Block;
+
+
+static int countwriter (lua_State *L, const void *p, size_t sz, void *ud) {
+  UNUSED(L); UNUSED(p);
+  cast(Block *, ud)->size += sz;
+  return 0;
+}
+
+
+static int copywriter (lua_State *L, const void *p, size_t sz, void *ud) {
+  Block *blk = cast(Block *, ud);
+  UNUSED(L);
+  memcpy(blk->b + blk->size, p, sz);
+  blk->size += sz;
+  return 0;
+}
+
+
+static const char *blockreader (lua_State *L, void *ud, size_t *size) {
+  Block *blk = cast(Block *, ud);
+  const char *b = blk->b;
+  UNUSED(L);
+  *size = blk->size;
+  blk->size = 0;  /* all of it at once */
+  return b;
+}
+
+
+static void replacebycopy (lua_State *L) {
+  Block blk = {NULL, 0};
+  lua_dump(L, countwriter, &blk, 0);
+  blk.b = cast_charp(lua_newuserdatauv(L, blk.size, 0));
+  blk.size = 0;
+  lua_pushvalue(L, -2);
+  lua_dump(L, copywriter, &blk, 0);
+  lua_pop(L, 1);
+  if (lua_load(L, blockreader, &blk, "=?", "b") != LUA_OK)
+    lua_error(L);  /* memory error */
+  lua_replace(L, -3);  /* the copy in place of the shared closure */
+  lua_pop(L, 1);  /* the dump */
+}
+
+/* }====================================================== */
+
+
+LUA_API void lua_pushsharedproto (lua_State *L, const void *handle) {
+  const SharedProto *sp = cast(const SharedProto *, handle);
+  Proto *p = sp->p;
   LClosure *cl;
+  int copy;
   lua_lock(L);
   cl = luaF_newLclosure(L, p->sizeupvalues);
   cl->p = p;  /* no barrier: 'p' is black and never collected */
@@ -253,7 +386,10 @@ LUA_API void lua_pushsharedproto (lua_State *L, const void *sp) {
   api_incr_top(L);
   luaF_initupvals(L, cl);
   luaC_checkGC(L);
+  copy = (sp->count > G(L)->sharedmark && treehascopy(G(L), p));
   lua_unlock(L);
+  if (copy)  /* L has copies of some of its strings? */
+    replacebycopy(L);  /* then L must not see the shared ones */
   if (p->sizeupvalues >= 1) {  /* the global table as 1st upvalue, as 'lua_load' */
     lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_GLOBALS);
     lua_setupvalue(L, -2, 1);
@@ -263,6 +399,7 @@ LUA_API void lua_pushsharedproto (lua_State *L, const void *sp) {
 
 struct lua_Template {
   unsigned seed;  /* of the shared keys' hashes */
+  size_t count;  /* 'sharedcount' once its strings were shared */
   lu_byte lsizenode;
   Node node[];
 };
@@ -304,6 +441,7 @@ static lua_Template *copylayout (global_State *g, Table *t) {
     if (!portable(g, gval(n)))
       setempty(gval(n));
   }
+  tp->count = luaS_sharedcount();
   return tp;
 }
 
@@ -316,6 +454,35 @@ LUA_API lua_Template *lua_maketemplate (lua_State *L) {
   unlinkshared(G(L));
   lua_unlock(L);
   return tp;
+}
+
+
+/* L's own copy of shared string 'ts', alive, or else 'ts' */
+static TString *canonical (global_State *g, TString *ts) {
+  TString *o = owncopy(g, ts);
+  if (o == NULL)
+    return ts;
+  if (isdead(g, o))  /* dead (but not collected yet)? */
+    changewhite(o);  /* resurrect it, as 'internshrstr' does */
+  return o;
+}
+
+
+/*
+** Puts L's own copies of strings in the new table 't' in place of the
+** shared ones. A copy has the hash of the shared string, so nodes stay
+** where they are.
+*/
+static void owncopies (lua_State *L, Table *t) {
+  global_State *g = G(L);
+  unsigned i;
+  for (i = 0; i < sizenode(t); i++) {
+    Node *n = gnode(t, i);
+    if (keyisshrstr(n))
+      gckey(n) = obj2gco(canonical(g, keystrval(n)));
+    if (ttisshrstring(gval(n)))
+      setsvalue(L, gval(n), canonical(g, tsvalue(gval(n))));
+  }
 }
 
 
@@ -334,6 +501,8 @@ LUA_API int lua_pushtemplate (lua_State *L, const lua_Template *tp) {
   api_incr_top(L);
   luaH_resize(L, t, 0, twoto(tp->lsizenode));
   memcpy(t->node, tp->node, sizenode(t) * sizeof(Node));
+  if (tp->count > G(L)->sharedmark)  /* L may have copies of its strings? */
+    owncopies(L, t);
   invalidateTMcache(t);  /* a metatable's fields are not known absent */
   luaC_checkGC(L);
   lua_unlock(L);

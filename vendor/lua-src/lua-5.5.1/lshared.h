@@ -18,8 +18,14 @@ LUAI_FUNC TString *luaS_findshared (global_State *g, const char *str,
                                     size_t l, unsigned h);
 
 /*
+** How many short strings were ever shared; a state keeps the count from
+** its birth in 'sharedmark'.
+*/
+LUAI_FUNC size_t luaS_sharedcount (void);
+
+/*
 ** Makes the prototype tree of the Lua function on the top of the stack
-** shared and returns it. The function must come from 'lua_load' in 'L'. After the
+** shared and returns a handle to it. The function must come from 'lua_load' in 'L'. After the
 ** call the prototypes and their strings belong to no collector: they
 ** are never freed, and any state whose hash seed equals L's may run them
 ** through 'lua_pushsharedproto'. 'L' must not be used by other threads
@@ -50,7 +56,10 @@ LUA_API unsigned (lua_hashseed) (lua_State *L);
 
 /*
 ** Pushes a new closure of the shared main-chunk prototype 'p', with its
-** first upvalue set to the global table (as 'lua_load' does).
+** first upvalue set to the global table (as 'lua_load' does). When L
+** holds a string of its own equal to one of the prototype's (made before
+** that string was shared), L must not see both objects: the closure is
+** then of a private copy of the prototype, made with L's strings.
 */
 LUA_API void (lua_pushsharedproto) (lua_State *L, const void *p);
 
@@ -74,7 +83,9 @@ LUA_API lua_Template *(lua_maketemplate) (lua_State *L);
 
 /*
 ** Pushes a new table laid out as 'tp', holding its values. Returns 0 and
-** pushes nothing when L's hash seed differs from the template's.
+** pushes nothing when L's hash seed differs from the template's. Where L
+** holds its own copy of one of the template's strings, the table holds
+** that copy.
 */
 LUA_API int (lua_pushtemplate) (lua_State *L, const lua_Template *tp);
 

@@ -22,6 +22,7 @@
 #include "lgc.h"
 #include "llex.h"
 #include "lmem.h"
+#include "lshared.h"
 #include "lstate.h"
 #include "lstring.h"
 #include "ltable.h"
@@ -254,6 +255,7 @@ lu_mem luaE_threadsize (lua_State *L) {
             + cast_uint(L->nci) * sizeof(CallInfo);
   if (L->stack.p != NULL)
     sz += cast_uint(stacksize(L) + EXTRA_STACK) * sizeof(StackValue);
+  sz += luaF_upindexsize(L);  /* its index of open upvalues (lfunc.c) */
   return sz;
 }
 
@@ -360,6 +362,7 @@ LUA_API lua_State *lua_newstate (lua_Alloc f, void *ud, unsigned seed) {
   g->warnf = NULL;
   g->ud_warn = NULL;
   g->seed = seed;
+  g->sharedmark = luaS_sharedcount();  /* before it makes any string */
   g->gcstp = GCSTPGC;  /* no GC while building state */
   g->strt.size = g->strt.nuse = 0;
   g->strt.hash = NULL;

@@ -292,7 +292,7 @@ struct lua_State {
   StkIdRel stack_last;  /* end of stack (last element + 1) */
   StkIdRel stack;  /* stack base */
   UpVal *openupval;  /* list of open upvalues in this stack */
-  struct UpIndex *upindex;  /* stack slot -> open upvalue, or NULL (lfunc.c) */
+  struct UpIndex *upindex;  /* open upvalues by stack slot, or NULL (lfunc.c) */
   StkIdRel tbclist;  /* list of to-be-closed variables */
   GCObject *gclist;
   struct lua_State *twups;  /* list of threads with open upvalues */
@@ -336,6 +336,7 @@ typedef struct global_State {
   TValue l_registry;
   TValue nilvalue;  /* a nil value */
   unsigned int seed;  /* randomized seed for hashes */
+  size_t sharedmark;  /* shared strings made before this state (lshared.c) */
   lu_byte gcparams[LUA_GCPN];
   lu_byte currentwhite;
   lu_byte gcstate;  /* state of garbage collector */

@@ -51,16 +51,6 @@ int luaS_eqstr (TString *a, TString *b) {
 }
 
 
-/*
-** equality of a shared short string and a short string of some state:
-** same hash (all states share one seed), length and contents
-*/
-int luaS_eqshared (const TString *a, const TString *b) {
-  return a->hash == b->hash && a->shrlen == b->shrlen &&
-         memcmp(getshrstr(a), getshrstr(b), cast_sizet(a->shrlen)) == 0;
-}
-
-
 static unsigned luaS_hash (const char *str, size_t l, unsigned seed) {
   unsigned int h = seed ^ cast_uint(l);
   for (; l > 0; l--)

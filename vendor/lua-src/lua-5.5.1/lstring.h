@@ -49,18 +49,14 @@
 
 
 /*
-** equality for short strings, which are internalized in each state;
-** a shared string (see lshared.c) may equal a different object of its
-** own state, so only then are contents compared
+** equality for short strings, which are always internalized (a state
+** never holds its own copy of a shared string: see lshared.c)
 */
-#define eqshrstr(a,b)	check_exp((a)->tt == LUA_VSHRSTR, \
-	(a) == (b) || (((a)->marked ^ (b)->marked) & bitmask(SHAREDBIT) && \
-	               luaS_eqshared(a, b)))
+#define eqshrstr(a,b)	check_exp((a)->tt == LUA_VSHRSTR, (a) == (b))
 
 
 LUAI_FUNC unsigned luaS_hashlongstr (TString *ts);
 LUAI_FUNC int luaS_eqstr (TString *a, TString *b);
-LUAI_FUNC int luaS_eqshared (const TString *a, const TString *b);
 LUAI_FUNC void luaS_resize (lua_State *L, int newsize);
 LUAI_FUNC void luaS_clearcache (global_State *g);
 LUAI_FUNC void luaS_init (lua_State *L);

@@ -234,8 +234,8 @@ l_sinline Node *mainpositionfromnode (const Table *t, Node *nd) {
 ** Check whether key 'k1' is equal to the key in node 'n2'. This
 ** equality is raw, so there are no metamethods. Floats with integer
 ** values have been normalized, so integers cannot be equal to
-** floats. Short strings go through 'eqshrstr', which is pointer
-** equality except for shared strings (see lshared.c).  The flag
+** floats. It is assumed that 'eqshrstr' is simply pointer equality,
+** so that short strings are handled in the default case.  The flag
 ** 'deadok' means to accept dead keys as equal to their original values.
 ** (Only collectable objects can produce dead keys.) Note that dead
 ** long strings are also compared by identity.  Once a key is dead,
@@ -276,8 +276,6 @@ static int equalkey (const TValue *k1, const Node *n2, int deadok) {
         return fvalue(k1) == fvalueraw(keyval(n2));
       case ctb(LUA_VLNGSTR):
         return luaS_eqstr(tsvalue(k1), keystrval(n2));
-      case ctb(LUA_VSHRSTR):
-        return eqshrstr(tsvalue(k1), keystrval(n2));
       default:
         return gcvalue(k1) == gcvalueraw(keyval(n2));
     }
