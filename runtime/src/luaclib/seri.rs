@@ -51,6 +51,10 @@ const MAX_DECODE_DEPTH: u32 = 1000;
 const INITIAL_CAPACITY: usize = 128;
 /// A thread keeps its encoding buffer for the next pack up to this size.
 const SCRATCH_KEEP: usize = 64 * 1024;
+/// Encodings up to this size are copied out of the thread's buffer at their exact size;
+/// a larger one takes the buffer itself: copying or trimming it costs more than its slack
+/// (less than its size) saves.
+const COPY_LIMIT: usize = 4096;
 
 // Upstream reports the C source line of the check that rejected a stream. Lua code only
 // looks at the message prefix, but keeping the same numbers keeps logs comparable.
@@ -182,8 +186,11 @@ impl Packed {
     /// The encoding in a payload buffer of its exact size (never null, even when empty)
     /// and that size. The caller must release it with `payload_free`.
     pub fn into_raw(self) -> (*mut u8, usize) {
-        let p = self.0.copy_exact();
-        (p, self.0.len)
+        let len = self.0.len;
+        if len <= COPY_LIMIT {
+            return (self.0.copy_exact(), len);
+        }
+        (self.into_buf().ptr, len)
     }
 
     /// Gives up the encoding buffer itself, which has no destructor: the caller releases
