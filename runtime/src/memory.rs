@@ -162,6 +162,26 @@ pub fn of(handle: u32) -> i64 {
     }
 }
 
+/// Payloads up to this size come from malloc's heap, not from a mapping of their own.
+const MMAP_THRESHOLD: i32 = 4 << 20;
+/// malloc trims its heap by itself only past this much free memory at the top: giving
+/// memory back is [`GiveBack`]'s job.
+const TRIM_THRESHOLD: i32 = 8 << 20;
+
+/// Fixes malloc's thresholds for the node's payloads. glibc adapts them only after it
+/// has freed a mapped chunk; a process whose first large payloads happened to grow in
+/// place at the top of the heap kept the 128 KiB defaults and trimmed and refaulted its
+/// heap for every 64 KiB message (a million page faults in `large_msg_64k`).
+pub fn init() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: mallopt only sets two of malloc's parameters; it is called at boot, before
+    // the node's threads start.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, TRIM_THRESHOLD);
+    }
+}
+
 /// Services released so far: a worker gives memory back when this moved.
 static RELEASES: AtomicU64 = AtomicU64::new(0);
 

@@ -5,7 +5,7 @@
 
 use crate::dispatch::dispatch_all;
 use crate::launch::launch;
-use crate::{config, context, cservice, daemon, env, logging, scheduler, socket, timer};
+use crate::{config, context, cservice, daemon, env, logging, memory, scheduler, socket, timer};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -55,6 +55,7 @@ pub fn start(config_path: &str) -> ExitCode {
     context::handles().set_harbor(harbor as u32);
     cservice::register_all();
     timer::init();
+    memory::init();
     context::set_profile(profile);
 
     let Some(logger) = launch(&logservice, logger_param.as_deref()) else {
