@@ -4,11 +4,11 @@
 //! process with status 1, as upstream's does.
 
 use crate::lua::raise::{arg_bytes, arg_integer, lua_fn, raise, try_push_bytes, Lossy, Raise};
-use crate::lua::stack::{self as lua, push_bytes};
+use crate::lua::stack::{self as lua, push_bytes, CFunction};
 use mlua::ffi::{self, lua_State};
 use parking_lot::Mutex;
 use std::collections::VecDeque;
-use std::ffi::c_int;
+use std::ffi::{c_int, CStr};
 use std::io::BufRead;
 use std::net::{Ipv4Addr, TcpStream};
 use std::os::fd::IntoRawFd;
@@ -169,21 +169,22 @@ pub unsafe extern "C-unwind" fn open(l: *mut lua_State) -> c_int {
     start_stdin_reader();
     // SAFETY: stack work on a live state.
     unsafe {
-        lua::new_lib(
-            l,
-            &[
-                (c"connect", lua_fn!(connect)),
-                (c"recv", lua_fn!(recv)),
-                (c"send", lua_fn!(send)),
-                (c"close", close),
-                (c"shutdown", lua_fn!(shutdown)),
-                (c"usleep", usleep),
-                (c"readstdin", lua_fn!(readstdin)),
-            ],
-        )
-    };
+        lua::new_lib(l, &SOCKET_FUNCTIONS);
+        ffi::lua_pushcfunction(l, lua_fn!(readstdin));
+        ffi::lua_setfield(l, -2, c"readstdin".as_ptr());
+    }
     1
 }
+
+/// The module's functions but `readstdin`, which needs the stdin reader `open` starts.
+const SOCKET_FUNCTIONS: [(&CStr, CFunction); 6] = [
+    (c"connect", lua_fn!(connect)),
+    (c"recv", lua_fn!(recv)),
+    (c"send", lua_fn!(send)),
+    (c"close", close),
+    (c"shutdown", lua_fn!(shutdown)),
+    (c"usleep", usleep),
+];
 
 #[cfg(test)]
 mod tests {
@@ -205,18 +206,9 @@ mod tests {
     /// stdin reader, which ends the process when stdin is closed.)
     #[test]
     fn raises_leak_nothing() {
-        let vm = TestVm::new(
-            CHECKS,
-            &[
-                (c"heap", heap),
-                (c"connect", lua_fn!(connect)),
-                (c"recv", lua_fn!(recv)),
-                (c"send", lua_fn!(send)),
-                (c"close", close),
-                (c"shutdown", lua_fn!(shutdown)),
-                (c"usleep", usleep),
-            ],
-        );
+        let mut globals: Vec<(&CStr, CFunction)> = vec![(c"heap", heap)];
+        globals.extend(SOCKET_FUNCTIONS);
+        let vm = TestVm::new(CHECKS, &globals);
         memory::set_current(HANDLE);
         let result = vm.run(
             r#"

@@ -14,7 +14,7 @@
 
 use crate::lua::raise::{raise, try_push_bytes, Raise};
 use crate::lua::stack::{push_bytes, to_bytes};
-use crate::message::{payload_alloc, payload_free, payload_realloc};
+use crate::message::{payload_alloc, payload_free, payload_from, payload_realloc};
 use mlua::ffi::{self, lua_State};
 use std::cell::Cell;
 use std::ffi::{c_int, c_void, CStr};
@@ -110,14 +110,6 @@ impl RawBuf {
         RawBuf { ptr, len: 0, cap }
     }
 
-    /// A payload buffer of exactly `len` bytes holding the encoding.
-    fn copy_exact(&self) -> *mut u8 {
-        let p = payload_alloc(self.len);
-        // SAFETY: `p` is fresh with room for `len` bytes; `ptr` holds `len` written bytes.
-        unsafe { ptr::copy_nonoverlapping(self.ptr, p, self.len) };
-        p
-    }
-
     #[inline]
     fn put(&mut self, bytes: &[u8]) {
         if self.cap - self.len < bytes.len() {
@@ -188,7 +180,7 @@ impl Packed {
     pub fn into_raw(self) -> (*mut u8, usize) {
         let len = self.0.len;
         if len <= COPY_LIMIT {
-            return (self.0.copy_exact(), len);
+            return (payload_from(self.0.as_bytes()), len);
         }
         (self.into_buf().ptr, len)
     }
@@ -196,23 +188,22 @@ impl Packed {
     /// Gives up the encoding buffer itself, which has no destructor: the caller releases
     /// it with [`RawBuf::free`].
     fn into_buf(self) -> RawBuf {
-        let me = mem::ManuallyDrop::new(self);
+        mem::ManuallyDrop::new(self).buf()
+    }
+
+    /// The encoding buffer's fields; whoever calls this frees the buffer exactly once.
+    fn buf(&self) -> RawBuf {
         RawBuf {
-            ptr: me.0.ptr,
-            len: me.0.len,
-            cap: me.0.cap,
+            ptr: self.0.ptr,
+            len: self.0.len,
+            cap: self.0.cap,
         }
     }
 }
 
 impl Drop for Packed {
     fn drop(&mut self) {
-        let buf = RawBuf {
-            ptr: self.0.ptr,
-            len: self.0.len,
-            cap: self.0.cap,
-        };
-        buf.free();
+        self.buf().free();
     }
 }
 
