@@ -13,7 +13,7 @@ use crate::lua::stack::{self as lua, CFunction};
 use mlua::ffi::{self, lua_State};
 use std::ffi::{c_int, c_void, CStr};
 
-const VERSION: &CStr = c"1.1.0";
+const VERSION: &CStr = c"LPeg 1.1.0";
 
 type Res = Result<c_int, Raise>;
 
@@ -138,11 +138,14 @@ unsafe fn lp_utfr(l: *mut lua_State) -> Res {
     unsafe {
         let from = arg_integer(l, 1)?;
         let to = arg_integer(l, 2)?;
-        if from > to {
-            return Err(Raise::arg(1, format_args!("empty range")));
+        if from < 0 || from > MAX_CODE_POINT as i64 {
+            return Err(Raise::arg(1, format_args!("invalid code point")));
         }
-        if from < 0 || to > MAX_CODE_POINT as i64 {
+        if to < 0 || to > MAX_CODE_POINT as i64 {
             return Err(Raise::arg(2, format_args!("invalid code point")));
+        }
+        if from > to {
+            return Err(Raise::arg(2, format_args!("empty range")));
         }
         let tree = if to < 0x80 {
             Node::new(Kind::Set(Box::new(Charset::range(from as u8, to as u8))))
@@ -180,6 +183,9 @@ unsafe fn lp_b(l: *mut lua_State) -> Res {
                 ))
             }
         };
+        if p.tree.caps {
+            return Err(Raise::arg(1, format_args!("pattern have captures")));
+        }
         if n > super::MAX_BEHIND {
             return Err(Raise::arg(
                 1,
@@ -592,8 +598,8 @@ unsafe fn lp_setmaxstack(l: *mut lua_State) -> Res {
     // SAFETY: argument reads and a registry write.
     unsafe {
         let n = arg_integer(l, 1)?;
-        if !(1..=i32::MAX as i64).contains(&n) {
-            return Err(Raise::arg(1, format_args!("invalid size")));
+        if !(1..=i32::MAX as i64 / 100).contains(&n) {
+            return Err(Raise::arg(1, format_args!("out of range")));
         }
         ffi::lua_pushinteger(l, n);
         ffi::lua_rawsetp(

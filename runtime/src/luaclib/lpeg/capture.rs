@@ -525,7 +525,7 @@ impl<'a> Eval<'a> {
                 if d == 0 {
                     pieces.bytes(self.text(i));
                 } else if d > nkids {
-                    self.fail(raise!("invalid capture index (%{d} in replacement string)"));
+                    self.fail(raise!("invalid capture index ({d})"));
                 } else if self.caps[kids[d - 1]].kind == CapKind::Simple {
                     pieces.bytes(self.text(kids[d - 1]));
                 } else if self.piece(kids[d - 1], "capture") {

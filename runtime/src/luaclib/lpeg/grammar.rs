@@ -78,6 +78,17 @@ unsafe fn collect(l: *mut lua_State, t: c_int) -> Result<Slots, Raise> {
             ffi::lua_pushinteger(l, 1);
         }
         let initial = ffi::lua_gettop(l);
+        if named {
+            ffi::lua_pushvalue(l, initial);
+            ffi::lua_rawget(l, t);
+            if pattern::test(l, -1).is_none() {
+                return Err(raise!(
+                    "initial rule '{}' is not a pattern",
+                    key_text(l, initial)
+                ));
+            }
+            ffi::lua_settop(l, -2);
+        }
         add_rule(l, t, initial, rules, keys, index)?;
         ffi::lua_pushnil(l);
         while ffi::lua_next(l, t) != 0 {
