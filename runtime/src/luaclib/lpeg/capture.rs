@@ -19,8 +19,6 @@ use std::ffi::{c_int, c_void};
 const MAX_NESTING: u32 = 200;
 /// Most values one match-time capture may return.
 const MAX_RUNTIME_VALUES: i32 = i16::MAX as i32;
-/// Pieces of a string capture kept on the stack before they are joined.
-const PIECES: c_int = 32;
 
 /// The registry key of `lpeg.setmaxstack`'s limit.
 pub static MAXSTACK_KEY: u8 = 0;
@@ -505,7 +503,8 @@ impl<'a> Eval<'a> {
             } else {
                 std::slice::from_raw_parts(p as *const u8, len)
             };
-            let mut pieces = Pieces { l, n: 0 };
+            let mut pieces = Pieces::new();
+            pieces.start(l);
             let mut lit = 0;
             let mut k = 0;
             while k < fmt.len() {
@@ -545,11 +544,12 @@ impl<'a> Eval<'a> {
         let (from, to) = self.children(i);
         let whole = self.text(i);
         let start = self.caps[i].s;
-        let mut pieces = Pieces { l: self.l, n: 0 };
+        let mut pieces = Pieces::new();
         let mut curr = start;
         let mut j = from;
         // SAFETY: stack work on the match's stack.
         unsafe {
+            pieces.start(self.l);
             while j < to {
                 let c = self.caps[j];
                 let text = self.text(j);
@@ -589,38 +589,41 @@ impl<'a> Eval<'a> {
     }
 }
 
-/// A string built from pieces on the Lua stack, joined every few pieces.
+/// A string being built in a `luaL_Buffer` (which lives in this frame and must not
+/// move once started: it points into itself).
 struct Pieces {
-    l: *mut lua_State,
-    n: c_int,
+    b: ffi::luaL_Buffer,
 }
 
 impl Pieces {
-    unsafe fn bytes(&mut self, b: &[u8]) {
-        if b.is_empty() {
-            return;
-        }
-        // SAFETY: stack work on the match's stack.
-        unsafe {
-            ffi::luaL_checkstack(self.l, 2, c"too many captures".as_ptr());
-            push_bytes(self.l, b);
-            self.added();
+    /// A buffer not yet started.
+    fn new() -> Pieces {
+        // SAFETY: a luaL_Buffer is plain data (pointers, sizes, bytes); all zeroes is a
+        // valid value, and `start` initialises it before use.
+        Pieces {
+            b: unsafe { std::mem::zeroed() },
         }
     }
 
-    /// Counts a piece the caller pushed.
+    unsafe fn start(&mut self, l: *mut lua_State) {
+        // SAFETY: `self` stays in place until `join`.
+        unsafe { ffi::luaL_buffinit(l, &mut self.b) }
+    }
+
+    unsafe fn bytes(&mut self, b: &[u8]) {
+        // SAFETY: Lua copies the bytes.
+        unsafe { ffi::luaL_addlstring(&mut self.b, b.as_ptr() as *const _, b.len()) }
+    }
+
+    /// Adds the string the caller pushed on top.
     unsafe fn added(&mut self) {
-        self.n += 1;
-        if self.n >= PIECES {
-            // SAFETY: the pieces are the top `n` values.
-            unsafe { ffi::lua_concat(self.l, self.n) };
-            self.n = 1;
-        }
+        // SAFETY: the caller left exactly one value above the buffer's slots.
+        unsafe { ffi::luaL_addvalue(&mut self.b) }
     }
 
     unsafe fn join(&mut self) {
-        // SAFETY: the pieces are the top `n` values (none pushes "").
-        unsafe { ffi::lua_concat(self.l, self.n) };
+        // SAFETY: pushes the result in place of the buffer's slots.
+        unsafe { ffi::luaL_pushresult(&mut self.b) }
     }
 }
 
