@@ -33,7 +33,8 @@ impl Pattern {
 
     /// The pattern's own match vectors, unless a match of it is already running (a
     /// match-time capture matching the same pattern). The pointer is the only way to
-    /// them until [`Pattern::release`].
+    /// them until [`Pattern::release`]. A match unwound by a Lua error never releases
+    /// them: later matches of the pattern then get fresh vectors, which is only slower.
     pub fn take(&self) -> Option<*mut Buffers> {
         if self.busy.replace(true) {
             return None;
