@@ -1,5 +1,6 @@
-//! Native Lua modules, one file each (a directory for lpeg), named after the module. Every snlua VM finds them
-//! in `package.preload`, so they win over any `.so` on `lua_cpath`.
+//! Native Lua modules, one file each (a directory for lpeg), named after the module.
+//! Every snlua VM finds them in `package.preload`, so they win over any `.so` on
+//! `lua_cpath`.
 
 pub mod bson;
 pub mod clientsocket;
