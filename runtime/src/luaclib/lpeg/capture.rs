@@ -198,21 +198,26 @@ impl<'a> Eval<'a> {
         self.caps.len()
     }
 
-    /// The subject bytes capture `i` matched.
-    fn text(&self, i: usize) -> &'a [u8] {
+    /// The subject bytes capture `i` matched; `next` is `skip(i)`.
+    fn text_at(&self, i: usize, next: usize) -> &'a [u8] {
         let c = &self.caps[i];
         let end = if c.is_open() {
-            self.caps[self.skip(i) - 1].s
+            self.caps[next - 1].s
         } else {
             c.s + c.len
         };
         self.subject.get(c.s..end).unwrap_or(&[])
     }
 
-    /// The entries directly nested in capture `i`: from `i + 1` to its `Close`.
-    fn children(&self, i: usize) -> (usize, usize) {
+    fn text(&self, i: usize) -> &'a [u8] {
+        self.text_at(i, self.skip(i))
+    }
+
+    /// The entries directly nested in capture `i`: from `i + 1` to its `Close`
+    /// (`next` is `skip(i)`).
+    fn children(&self, i: usize, next: usize) -> (usize, usize) {
         if self.caps[i].is_open() {
-            (i + 1, self.skip(i) - 1)
+            (i + 1, next - 1)
         } else {
             (i + 1, i + 1)
         }
@@ -248,13 +253,19 @@ impl<'a> Eval<'a> {
     /// Pushes the values nested in capture `i`, then its whole match when `whole` is
     /// set or nothing else was pushed.
     unsafe fn nested(&mut self, i: usize, whole: bool) -> c_int {
-        let (from, to) = self.children(i);
+        // SAFETY: forwarded.
+        unsafe { self.nested_at(i, self.skip(i), whole) }
+    }
+
+    /// [`Eval::nested`] when `skip(i)` is known.
+    unsafe fn nested_at(&mut self, i: usize, next: usize, whole: bool) -> c_int {
+        let (from, to) = self.children(i, next);
         // SAFETY: stack work on the match's stack.
         unsafe {
             let mut n = self.seq(from, to);
             if whole || n == 0 {
                 ffi::luaL_checkstack(self.l, 1, c"too many captures".as_ptr());
-                push_bytes(self.l, self.text(i));
+                push_bytes(self.l, self.text_at(i, next));
                 n += 1;
             }
             n
@@ -304,24 +315,24 @@ impl<'a> Eval<'a> {
                     1
                 }
                 CapKind::Simple => {
-                    let n = self.nested(i, true);
+                    let n = self.nested_at(i, next, true);
                     ffi::lua_rotate(l, -n, 1);
                     n
                 }
                 CapKind::Group if c.k != 0 => 0,
-                CapKind::Group => self.nested(i, false),
+                CapKind::Group => self.nested_at(i, next, false),
                 CapKind::Backref => {
                     let g = self.backref(i);
                     self.nested(g, false)
                 }
                 CapKind::Table => {
-                    self.table(i);
+                    self.table(i, next);
                     1
                 }
                 CapKind::Function => {
                     let base = ffi::lua_gettop(l);
                     self.value(c.k);
-                    let m = self.nested(i, false);
+                    let m = self.nested_at(i, next, false);
                     ffi::lua_callk(l, m, ffi::LUA_MULTRET, 0, None);
                     ffi::lua_gettop(l) - base
                 }
@@ -354,15 +365,15 @@ impl<'a> Eval<'a> {
                     }
                 }
                 CapKind::String => {
-                    self.string(i);
+                    self.string(i, next);
                     1
                 }
                 CapKind::Subst => {
-                    self.subst(i);
+                    self.subst(i, next);
                     1
                 }
                 CapKind::Fold => {
-                    self.fold(i);
+                    self.fold(i, next);
                     1
                 }
                 CapKind::Accum => {
@@ -375,9 +386,9 @@ impl<'a> Eval<'a> {
         (n, next)
     }
 
-    unsafe fn table(&mut self, i: usize) {
+    unsafe fn table(&mut self, i: usize, next: usize) {
         let l = self.l;
-        let (from, to) = self.children(i);
+        let (from, to) = self.children(i, next);
         // SAFETY: stack work on the match's stack.
         unsafe {
             ffi::lua_createtable(l, 0, 0);
@@ -481,9 +492,9 @@ impl<'a> Eval<'a> {
         }
     }
 
-    unsafe fn string(&mut self, i: usize) {
+    unsafe fn string(&mut self, i: usize, next: usize) {
         let l = self.l;
-        let (from, to) = self.children(i);
+        let (from, to) = self.children(i, next);
         let mut kids = [0usize; 9];
         let mut nkids = 0;
         let mut j = from;
@@ -522,7 +533,7 @@ impl<'a> Eval<'a> {
                 }
                 let d = (d - b'0') as usize;
                 if d == 0 {
-                    pieces.bytes(self.text(i));
+                    pieces.bytes(self.text_at(i, next));
                 } else if d > nkids {
                     self.fail(raise!("invalid capture index ({d})"));
                 } else if self.caps[kids[d - 1]].kind == CapKind::Simple {
@@ -540,9 +551,9 @@ impl<'a> Eval<'a> {
         }
     }
 
-    unsafe fn subst(&mut self, i: usize) {
-        let (from, to) = self.children(i);
-        let whole = self.text(i);
+    unsafe fn subst(&mut self, i: usize, next: usize) {
+        let (from, to) = self.children(i, next);
+        let whole = self.text_at(i, next);
         let start = self.caps[i].s;
         let mut pieces = Pieces::new();
         let mut curr = start;
@@ -552,7 +563,8 @@ impl<'a> Eval<'a> {
             pieces.start(self.l);
             while j < to {
                 let c = self.caps[j];
-                let text = self.text(j);
+                let next = self.skip(j);
+                let text = self.text_at(j, next);
                 pieces.bytes(self.subject.get(curr..c.s).unwrap_or(&[]));
                 if self.piece(j, "replacement") {
                     pieces.added();
@@ -560,16 +572,16 @@ impl<'a> Eval<'a> {
                     pieces.bytes(text);
                 }
                 curr = c.s + text.len();
-                j = self.skip(j);
+                j = next;
             }
             pieces.bytes(self.subject.get(curr..start + whole.len()).unwrap_or(&[]));
             pieces.join();
         }
     }
 
-    unsafe fn fold(&mut self, i: usize) {
+    unsafe fn fold(&mut self, i: usize, next: usize) {
         let l = self.l;
-        let (from, to) = self.children(i);
+        let (from, to) = self.children(i, next);
         // SAFETY: stack work on the match's stack.
         unsafe {
             let n = if from < to { self.push(from).0 } else { 0 };
