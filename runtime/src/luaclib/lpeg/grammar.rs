@@ -7,7 +7,7 @@
 //! nothing is owned; resolving and checking then only read the stack and return their
 //! errors.
 
-use super::pattern::{self, key_text, MAX_KTABLE};
+use super::pattern::{self, key_text, KeyText, MAX_KTABLE};
 use super::tree::{self, Ctx, Grammar, Kind, Node, Rule, Tree};
 use crate::lua::raise::{raise, Raise};
 use mlua::ffi::{self, lua_State};
@@ -273,7 +273,8 @@ unsafe fn check(l: *mut lua_State, slots: &Slots, g: &mut Grammar) -> Result<(),
     for i in 0..n {
         if let Err(bad) = left(&Node::call(i as u32, false), g, &mut state, &mut nullable) {
             // SAFETY: forwarded.
-            return Err(unsafe { rule_error(l, slots, bad, "may be left recursive") });
+            let name = unsafe { rule_name(l, slots, bad) };
+            return Err(raise!("rule '{name}' may be left recursive"));
         }
     }
     g.nullable = nullable;
@@ -286,23 +287,22 @@ unsafe fn check(l: *mut lua_State, slots: &Slots, g: &mut Grammar) -> Result<(),
     for (i, r) in g.rules.iter().enumerate() {
         if empty_loop(&r.body, &ctx) {
             // SAFETY: forwarded.
-            return Err(unsafe { rule_error(l, slots, i as u32, "") });
+            let name = unsafe { rule_name(l, slots, i as u32) };
+            return Err(raise!("empty loop in rule '{name}'"));
         }
     }
     Ok(())
 }
 
-/// `rule '<key>' <what>`, or LPeg's empty-loop text when `what` is empty.
-unsafe fn rule_error(l: *mut lua_State, slots: &Slots, rule: u32, what: &str) -> Raise {
-    // SAFETY: a raw read; the key stays referenced by the keys table.
+/// The key of rule `rule` as errors show it.
+///
+/// # Safety
+/// The key stays referenced by the keys table while the text is used.
+unsafe fn rule_name<'a>(l: *mut lua_State, slots: &Slots, rule: u32) -> KeyText<'a> {
+    // SAFETY: a raw read of the keys table `collect` made.
     unsafe {
         ffi::lua_rawgeti(l, slots.keys, rule as ffi::lua_Integer + 1);
-        let name = key_text(l, -1);
-        if what.is_empty() {
-            raise!("empty loop in rule '{name}'")
-        } else {
-            raise!("rule '{name}' {what}")
-        }
+        key_text(l, -1)
     }
 }
 
