@@ -108,7 +108,7 @@ unsafe fn lp_s(l: *mut lua_State) -> Res {
             cs.add(c);
         }
         ffi::lua_pushnil(l);
-        pattern::push(l, Node::new(Kind::Set(Box::new(cs))), 0)?;
+        pattern::push(l, Node::set(cs), 0)?;
     }
     Ok(1)
 }
@@ -128,7 +128,7 @@ unsafe fn lp_r(l: *mut lua_State) -> Res {
             cs = cs.union(&Charset::range(r[0], r[1]));
         }
         ffi::lua_pushnil(l);
-        pattern::push(l, Node::new(Kind::Set(Box::new(cs))), 0)?;
+        pattern::push(l, Node::set(cs), 0)?;
     }
     Ok(1)
 }
@@ -148,7 +148,7 @@ unsafe fn lp_utfr(l: *mut lua_State) -> Res {
             return Err(Raise::arg(2, format_args!("empty range")));
         }
         let tree = if to < 0x80 {
-            Node::new(Kind::Set(Box::new(Charset::range(from as u8, to as u8))))
+            Node::set(Charset::range(from as u8, to as u8))
         } else {
             Node::new(Kind::Utf(from as u32, to as u32))
         };
@@ -326,7 +326,7 @@ unsafe fn lp_add(l: *mut lua_State) -> Res {
         let b = pattern::get(l, 2)?;
         if let (Some(x), Some(y)) = (a.tree.charset(), b.tree.charset()) {
             ffi::lua_pushnil(l);
-            pattern::push(l, Node::new(Kind::Set(Box::new(x.union(&y)))), 0)?;
+            pattern::push(l, Node::set(x.union(&y)), 0)?;
             return Ok(1);
         }
         if tree::nofail(&a.tree, &Ctx::TOP) || matches!(b.tree.kind, Kind::False) {
@@ -371,7 +371,7 @@ unsafe fn lp_sub(l: *mut lua_State) -> Res {
         let b = pattern::get(l, 2)?;
         if let (Some(x), Some(y)) = (a.tree.charset(), b.tree.charset()) {
             ffi::lua_pushnil(l);
-            pattern::push(l, Node::new(Kind::Set(Box::new(x.minus(&y)))), 0)?;
+            pattern::push(l, Node::set(x.minus(&y)), 0)?;
             return Ok(1);
         }
         // a - b is !b a: b's values come first.
@@ -587,7 +587,7 @@ unsafe fn lp_locale(l: *mut lua_State) -> Res {
                 }
             }
             ffi::lua_pushnil(l);
-            pattern::push(l, Node::new(Kind::Set(Box::new(cs))), 0)?;
+            pattern::push(l, Node::set(cs), 0)?;
             ffi::lua_setfield(l, 1, name.as_ptr());
         }
     }

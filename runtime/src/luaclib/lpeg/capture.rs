@@ -79,16 +79,22 @@ struct Eval<'a> {
     subject: &'a [u8],
     caps: &'a [Cap],
     depth: u32,
+    /// The stack slot of the first value this evaluation pushes: an accumulator
+    /// capture folds into the value on top, if there is one above it.
+    firstcap: c_int,
 }
 
 impl<'a> Eval<'a> {
     fn new(env: &'a Env, subject: &'a [u8], caps: &'a [Cap]) -> Eval<'a> {
+        // SAFETY: reads the top of a valid state.
+        let firstcap = unsafe { ffi::lua_gettop(env.l) } + 1;
         Eval {
             l: env.l,
             env,
             subject,
             caps,
             depth: 0,
+            firstcap,
         }
     }
 }
@@ -132,15 +138,15 @@ pub unsafe fn runtime(
         let pos = match ffi::lua_type(l, first) {
             ffi::LUA_TNONE | ffi::LUA_TNIL => None,
             ffi::LUA_TBOOLEAN => (ffi::lua_toboolean(l, first) != 0).then_some(s),
-            ffi::LUA_TNUMBER => {
-                let mut isnum = 0;
-                let p = ffi::lua_tointegerx(l, first, &mut isnum);
-                if isnum == 0 || p <= s as i64 || p > subject.len() as i64 + 1 {
+            // Anything else is a position, converted as Lua converts (a numeric
+            // string counts); what does not convert is no valid position.
+            _ => {
+                let p = ffi::lua_tointegerx(l, first, std::ptr::null_mut());
+                if p <= s as i64 || p > subject.len() as i64 + 1 {
                     return Err(raise!("invalid position returned by match-time capture"));
                 }
                 Some(p as usize - 1)
             }
-            _ => return Err(raise!("invalid position returned by match-time capture")),
         };
         let Some(pos) = pos else {
             ffi::lua_settop(l, top);
@@ -223,29 +229,15 @@ impl<'a> Eval<'a> {
         }
     }
 
-    /// Pushes the values of the captures from `from` to `to`, where an accumulator
-    /// capture folds into the value before it.
+    /// Pushes the values of the captures from `from` to `to`.
     unsafe fn seq(&mut self, from: usize, to: usize) -> c_int {
         let mut n = 0;
         let mut i = from;
-        // SAFETY: stack work on the match's stack.
-        unsafe {
-            while i < to {
-                if self.caps[i].kind == CapKind::Accum {
-                    if n == 0 {
-                        self.fail(raise!("no previous value for accumulator capture"));
-                    }
-                    self.value(self.caps[i].k);
-                    ffi::lua_rotate(self.l, -2, 1);
-                    let m = self.nested(i, false);
-                    ffi::lua_callk(self.l, m + 1, 1, 0, None);
-                    i = self.skip(i);
-                } else {
-                    let (m, next) = self.push(i);
-                    n += m;
-                    i = next;
-                }
-            }
+        while i < to {
+            // SAFETY: forwarded.
+            let (m, next) = unsafe { self.push(i) };
+            n += m;
+            i = next;
         }
         n
     }
@@ -377,7 +369,15 @@ impl<'a> Eval<'a> {
                     1
                 }
                 CapKind::Accum => {
-                    self.fail(raise!("invalid context for an accumulator capture"));
+                    // Folds into whatever value is on top: the one before it.
+                    if ffi::lua_gettop(l) < self.firstcap {
+                        self.fail(raise!("no previous value for accumulator capture"));
+                    }
+                    self.value(c.k);
+                    ffi::lua_rotate(l, -2, 1);
+                    let m = self.nested_at(i, next, false);
+                    ffi::lua_callk(l, m + 1, 1, 0, None);
+                    0
                 }
                 CapKind::Close => 0,
             }
@@ -401,20 +401,11 @@ impl<'a> Eval<'a> {
                     self.nested_one(j);
                     ffi::lua_settable(l, -3);
                     j = self.skip(j);
-                } else if c.kind == CapKind::Accum {
-                    if n == 0 {
-                        self.fail(raise!("no previous value for accumulator capture"));
-                    }
-                    self.value(c.k);
-                    ffi::lua_rawgeti(l, -2, n);
-                    let m = self.nested(j, false);
-                    ffi::lua_callk(l, m + 1, 1, 0, None);
-                    ffi::lua_rawseti(l, -2, n);
-                    j = self.skip(j);
                 } else {
                     let (m, next) = self.push(j);
                     for k in (1..=m).rev() {
-                        ffi::lua_rawseti(l, -1 - k, n + k as ffi::lua_Integer);
+                        // Not raw: an accumulator capture may have replaced the table.
+                        ffi::lua_seti(l, -1 - k, n + k as ffi::lua_Integer);
                     }
                     n += m as ffi::lua_Integer;
                     j = next;
@@ -497,12 +488,7 @@ impl<'a> Eval<'a> {
         let (from, to) = self.children(i, next);
         let mut kids = [0usize; 9];
         let mut nkids = 0;
-        let mut j = from;
-        while j < to && nkids < kids.len() {
-            kids[nkids] = j;
-            nkids += 1;
-            j = self.skip(j);
-        }
+        self.string_kids(from, to, &mut kids, &mut nkids);
         // SAFETY: stack work on the match's stack; the format string stays in
         // the ktable while the match runs.
         unsafe {
@@ -519,14 +505,16 @@ impl<'a> Eval<'a> {
             let mut lit = 0;
             let mut k = 0;
             while k < fmt.len() {
-                if fmt[k] != b'%' || k + 1 >= fmt.len() {
+                if fmt[k] != b'%' {
                     k += 1;
                     continue;
                 }
                 pieces.bytes(&fmt[lit..k]);
-                let d = fmt[k + 1];
+                // A final '%' stands for the byte after it, as LPeg reads it: the
+                // string's terminating zero.
+                let d = fmt.get(k + 1).copied().unwrap_or(0);
                 k += 2;
-                lit = k;
+                lit = k.min(fmt.len());
                 if !d.is_ascii_digit() {
                     pieces.bytes(&[d]);
                     continue;
@@ -548,6 +536,22 @@ impl<'a> Eval<'a> {
             pieces.join();
             ffi::lua_rotate(l, -2, 1);
             ffi::lua_settop(l, -2);
+        }
+    }
+
+    /// The captures `%1`..`%9` name, from `from` to `to`: each capture in order, and
+    /// after a simple capture the captures nested in it.
+    fn string_kids(&self, from: usize, to: usize, kids: &mut [usize; 9], n: &mut usize) {
+        let mut j = from;
+        while j < to && *n < kids.len() {
+            kids[*n] = j;
+            *n += 1;
+            let next = self.skip(j);
+            if self.caps[j].kind == CapKind::Simple {
+                let (a, b) = self.children(j, next);
+                self.string_kids(a, b, kids, n);
+            }
+            j = next;
         }
     }
 

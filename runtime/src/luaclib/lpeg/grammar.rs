@@ -203,9 +203,11 @@ unsafe fn resolve(l: *mut lua_State, slots: &Slots, koffs: &[u32]) -> Result<Gra
             let body = link(l, slots, &body, koff, caps)?;
             rules.push(Rule { body, koff });
         }
+        let mut seen = vec![false; n];
+        let reached = captures_from(0, &rules, &mut seen);
         let mut g = Grammar {
             rules,
-            caps,
+            caps: reached,
             nullable: vec![false; n],
             nofail: vec![false; n],
         };
@@ -256,6 +258,30 @@ unsafe fn link(
         Kind::RunTime(k, p) => Node::new(Kind::RunTime(*k, sub(p, 0)?)),
         _ => t.clone(),
     })
+}
+
+/// Whether a capture can come out of rule `i` or the rules it calls (rules nothing
+/// reaches do not count, as in LPeg).
+fn captures_from(i: usize, rules: &[Rule], seen: &mut [bool]) -> bool {
+    if seen[i] {
+        return false;
+    }
+    seen[i] = true;
+    captures_in(&rules[i].body, rules, seen)
+}
+
+fn captures_in(t: &Node, rules: &[Rule], seen: &mut [bool]) -> bool {
+    match &t.kind {
+        Kind::Capture(..) | Kind::RunTime(..) => true,
+        Kind::Call(i) => captures_from(*i as usize, rules, seen),
+        Kind::Seq(a, b, _) | Kind::Choice(a, b, _) => {
+            captures_in(a, rules, seen) || captures_in(b, rules, seen)
+        }
+        Kind::Rep(p) | Kind::Not(p) | Kind::And(p) | Kind::Behind(p, _) => {
+            captures_in(p, rules, seen)
+        }
+        _ => t.caps,
+    }
 }
 
 #[derive(Clone, Copy, PartialEq)]

@@ -126,6 +126,20 @@ impl Node {
         })
     }
 
+    /// The tree of a set of bytes, in its simplest form (as LPeg: no byte is false,
+    /// every byte is any, one byte is that byte).
+    pub fn set(cs: Charset) -> Tree {
+        if cs == Charset::EMPTY {
+            Node::new(Kind::False)
+        } else if cs == Charset::FULL {
+            Node::new(Kind::Any(1))
+        } else if let Some(c) = cs.only() {
+            Node::new(Kind::Str(Box::new([c])))
+        } else {
+            Node::new(Kind::Set(Box::new(cs)))
+        }
+    }
+
     pub fn leaf_true() -> Tree {
         Node::new(Kind::True)
     }
