@@ -9,7 +9,7 @@
 //! userdata), so an error may unwind through them.
 
 use super::tree::CapKind;
-use super::vm::{Cap, OPEN};
+use super::vm::Cap;
 use crate::lua::raise::{raise, Lossy, Raise};
 use crate::lua::stack::push_bytes;
 use mlua::ffi::{self, lua_State};
@@ -642,5 +642,3 @@ impl Pieces {
         unsafe { ffi::luaL_pushresult(&mut self.b) }
     }
 }
-
-const _: () = assert!(OPEN == usize::MAX);
