@@ -103,13 +103,13 @@ function from_master.N(name, handle)
 	end
 end
 
+-- A slave left the group. A link to it belongs to the router, which reports D
+-- itself when the link drops; waiters are answered then, when a send to that
+-- harbor is sure to bounce.
 function from_master.D(id)
-	local fd = links[id]
-	links[id] = false
-	if fd then
+	if not links[id] then
+		links[id] = false
 		link_changed(id)
-		-- the router owns the socket now; it sees the drop itself
-		socket.close(fd)
 	end
 end
 
