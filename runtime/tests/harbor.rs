@@ -226,6 +226,8 @@ fn harbor_example_runs_two_slaves_and_a_master() {
     hub.stop();
 }
 
+/// Also a call to harbor 2 made before its link is up: it waits in the router's queue
+/// and goes out when the link comes up.
 #[test]
 fn a_dropped_link_reports_down_and_later_sends_bounce() {
     let ours = Build::ours();
@@ -234,13 +236,14 @@ fn a_dropped_link_reports_down_and_later_sends_bounce() {
         &ours,
         &ours.config(1, 21510, 21511, true, "harbor_drop"),
     );
-    node1.wait_log("Shakehand ready");
+    node1.wait_stdout("early call sent");
     let node2 = Node::run(
         "harbor-drop-2",
         &ours,
         &ours.config(2, 21510, 21512, false, "harbor_victim"),
     );
     node1.wait_stdout("victim answered pong");
+    node1.wait_stdout("early call answered :02000007");
     node2.stop();
     node1.wait_stdout("harbor drop test done");
     let out = node1.stdout();
