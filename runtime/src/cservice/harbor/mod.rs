@@ -188,24 +188,22 @@ impl Harbor {
             return;
         }
         let harbor_id = harbor_of(handle);
-        if matches!(self.links[harbor_id], Link::Down) && harbor_id as u32 != self.id {
+        let dead = harbor_id as u32 != self.id && matches!(self.links[harbor_id], Link::Down);
+        if dead {
+            let name = String::from_utf8_lossy(name);
             logging::error(
                 self.me,
-                format!(
-                    "Drop message to {} (in harbor {harbor_id})",
-                    String::from_utf8_lossy(name)
-                ),
+                format!("Drop message to {name} (in harbor {harbor_id})"),
             );
         }
         for mut out in queue {
             out.cookie.destination |= handle & HANDLE_MASK;
             let c = out.cookie;
-            match &self.links[harbor_id] {
-                Link::Down if harbor_id as u32 != self.id => self.bounce(harbor_id, c),
-                _ => {
-                    let ptype = (c.destination >> HANDLE_REMOTE_SHIFT) as u8;
-                    self.send_handle(handle, c.source, ptype, c.session, out.payload)
-                }
+            if dead {
+                self.bounce(harbor_id, c);
+            } else {
+                let ptype = (c.destination >> HANDLE_REMOTE_SHIFT) as u8;
+                self.send_handle(handle, c.source, ptype, c.session, out.payload);
             }
         }
     }
