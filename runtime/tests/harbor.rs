@@ -282,6 +282,7 @@ fn a_peer_with_the_wrong_harbor_id_is_refused() {
     node1.wait_log("Invalid shakehand id (2) from fd = ");
     assert!(node1.log().contains(" , harbor = 3"), "{}", node1.dump());
     node1.wait_stdout("call to harbor 2: false");
+    node1.wait_stdout("harbor 2 link is down");
     peer.wait_stdout("second harbor 2 answered: false");
     node1.wait_log("Slave 2 already register on 127.0.0.1:21522");
     peer.stop();

@@ -81,9 +81,12 @@ impl Harbor {
         }
     }
 
-    /// Marks a link down and bounces what waited for it. `close` closes its socket
-    /// (not when the socket server already reported it gone: its id may be reused).
+    /// Marks a link down, tells the slave (`D id`) and bounces what waited for it.
+    /// `close` closes its socket (not when the socket server already reported it
+    /// gone: its id may be reused). Upstream says nothing to the slave when it closes
+    /// a link itself (a bad handshake or frame); telling it lets `harbor.link` return.
     fn link_down(&mut self, id: usize, close: bool) {
+        self.tell_slave(format!("D {id}").as_bytes());
         if close {
             if let Some(socket) = self.links[id].socket() {
                 socket::close(self.me, socket);
@@ -111,10 +114,7 @@ impl Harbor {
                 unsafe { sm::free_buffer(msg.bytes()) };
             }
             sm::CLOSE | sm::ERROR => match self.link_of(r.id) {
-                Some(id) => {
-                    self.tell_slave(format!("D {id}").as_bytes());
-                    self.link_down(id, false);
-                }
+                Some(id) => self.link_down(id, false),
                 None => logging::error(self.me, format!("Unknown fd ({}) closed", r.id)),
             },
             sm::CONNECT => {}
