@@ -1,8 +1,10 @@
 -- Harbor fault tests, node 1. Before harbor 2 exists it calls that node's
 -- future .cslave (:02000004), a call that waits in the router until the link
--- is up. Then it calls VICTIM on harbor 2, waits for the link to drop
--- (runtime/tests/harbor.rs kills node 2), and checks that calls to it, by
--- handle and by name, fail at once instead of waiting for ever.
+-- is up, and calls VICTIM by name before anybody has that name (the router
+-- asks the slave, Q, and keeps the call until the name is bound). Then it
+-- calls VICTIM on harbor 2, waits for the link to drop (runtime/tests/harbor.rs
+-- kills node 2), and checks that calls to it, by handle and by name, fail at
+-- once instead of waiting for ever.
 local skynet = require "skynet"
 local harbor = require "skynet.harbor"
 
@@ -10,6 +12,10 @@ skynet.start(function()
 	skynet.fork(function()
 		local victim = skynet.call(0x02000004, "lua", "QUERYNAME", "VICTIM")
 		print("early call answered " .. skynet.address(victim))
+	end)
+	skynet.fork(function()
+		local reply = skynet.call("VICTIM", "lua", "ping")
+		print("call by name before VICTIM existed: " .. reply)
 	end)
 	print("early call sent")
 	skynet.fork(function()

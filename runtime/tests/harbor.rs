@@ -244,6 +244,7 @@ fn a_dropped_link_reports_down_and_later_sends_bounce() {
     );
     node1.wait_stdout("victim answered pong");
     node1.wait_stdout("early call answered :02000007");
+    node1.wait_stdout("call by name before VICTIM existed: pong");
     node2.stop();
     node1.wait_stdout("harbor drop test done");
     let out = node1.stdout();
