@@ -2,9 +2,9 @@
 -- future .cslave (:02000004), a call that waits in the router until the link
 -- is up, and calls VICTIM by name before anybody has that name (the router
 -- asks the slave, Q, and keeps the call until the name is bound). Then it
--- calls VICTIM on harbor 2, waits for the link to drop (runtime/tests/harbor.rs
--- kills node 2), and checks that calls to it, by handle and by name, fail at
--- once instead of waiting for ever.
+-- calls VICTIM on harbor 2 (once with a message too large for a frame), waits
+-- for the link to drop (runtime/tests/harbor.rs kills node 2), and checks that
+-- calls to it, by handle and by name, fail at once instead of waiting for ever.
 local skynet = require "skynet"
 local harbor = require "skynet.harbor"
 
@@ -21,9 +21,13 @@ skynet.start(function()
 	skynet.fork(function()
 		local victim = harbor.queryname "VICTIM"
 		print("victim answered " .. skynet.call(victim, "lua", "ping"))
+		-- over one frame's 16 MiB: bounced here, the link stays up
+		local ok = pcall(skynet.call, victim, "lua", "big", string.rep("x", 17 * 1024 * 1024))
+		print("a call with 17 MiB: " .. tostring(ok))
+		print("victim answered " .. skynet.call(victim, "lua", "ping") .. " again")
 		harbor.link(2)
 		print("harbor 2 is down")
-		local ok = pcall(skynet.call, victim, "lua", "ping")
+		ok = pcall(skynet.call, victim, "lua", "ping")
 		print("call by handle after the drop: " .. tostring(ok))
 		ok = pcall(skynet.call, "VICTIM", "lua", "ping")
 		print("call by name after the drop: " .. tostring(ok))

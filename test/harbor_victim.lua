@@ -5,8 +5,7 @@ require "skynet.manager"
 
 skynet.start(function()
 	skynet.dispatch("lua", function(_, _, cmd)
-		assert(cmd == "ping")
-		skynet.ret(skynet.pack("pong"))
+		skynet.ret(skynet.pack(cmd == "ping" and "pong" or "?"))
 	end)
 	skynet.name("VICTIM", skynet.self())
 	print("victim ready")

@@ -1,6 +1,6 @@
 -- Harbor example, node 2: the visitor. It finds the hub of node 1 by its
 -- global name and talks to it: calls by handle and by name, a one-way send
--- and a 100 KB payload.
+-- and payloads of 100 KB and 4 MiB.
 local skynet = require "skynet"
 local harbor = require "skynet.harbor"
 
@@ -10,7 +10,9 @@ skynet.start(function()
 	print(skynet.call(hub, "lua", "hello", "visitor by handle"))
 	print(skynet.call("HUB", "lua", "hello", "visitor by name"))
 	skynet.send("HUB", "lua", "note", "sent from harbor 2")
-	local size = skynet.call(hub, "lua", "size", string.rep("x", 100000))
-	print("the hub got " .. size .. " bytes")
+	for _, n in ipairs { 100000, 4 * 1024 * 1024 } do
+		local size = skynet.call(hub, "lua", "size", string.rep("x", n))
+		print("the hub got " .. size .. " bytes")
+	end
 	print("harbor example done")
 end)

@@ -182,6 +182,7 @@ fn assert_example(hub: &mut Node, visitor: &mut Node) {
         "hello visitor by handle, this is the hub on harbor 1",
         "hello visitor by name, this is the hub on harbor 1",
         "the hub got 100000 bytes",
+        "the hub got 4194304 bytes",
     ] {
         assert!(
             out.contains(line),
@@ -242,13 +243,19 @@ fn a_dropped_link_reports_down_and_later_sends_bounce() {
         &ours,
         &ours.config(2, 21510, 21512, false, "harbor_victim"),
     );
-    node1.wait_stdout("victim answered pong");
+    node1.wait_stdout("victim answered pong again");
     node1.wait_stdout("early call answered :02000007");
     node1.wait_stdout("call by name before VICTIM existed: pong");
     node2.stop();
     node1.wait_stdout("harbor drop test done");
+    assert!(
+        node1.log().contains(" is too large."),
+        "no log line for the message over 16 MiB\n{}",
+        node1.dump()
+    );
     let out = node1.stdout();
     for line in [
+        "a call with 17 MiB: false",
         "harbor 2 is down",
         "call by handle after the drop: false",
         "call by name after the drop: false",
