@@ -99,3 +99,89 @@ fn include_lua_headers_are_the_vendored_luas() {
         );
     }
 }
+
+/// The built upstream tree (`SKYNET_C`), if any.
+fn upstream_c(test: &str) -> Option<PathBuf> {
+    match std::env::var_os("SKYNET_C") {
+        Some(dir) if !dir.is_empty() => Some(PathBuf::from(dir)),
+        _ => {
+            common::skipped(test, "SKYNET_C is not set");
+            None
+        }
+    }
+}
+
+/// Links upstream's prebuilt modules into a fresh directory under names that the
+/// built-in ones do not shadow: `up.NAME` services (their functions keep NAME, the part
+/// after the last dot) and `NAME-c` Lua modules (Lua's searcher drops the hyphen's
+/// suffix from `luaopen_`).
+fn link_upstream(c: &Path) -> PathBuf {
+    let dir = scratch_dir("cupstream-modules");
+    std::fs::create_dir_all(dir.join("cservice")).unwrap();
+    std::fs::create_dir_all(dir.join("luaclib")).unwrap();
+    let link = |from: &str, to: &str| {
+        std::os::unix::fs::symlink(c.join(from), dir.join(to)).unwrap();
+    };
+    link("cservice/logger.so", "cservice/up.logger.so");
+    link("cservice/gate.so", "cservice/up.gate.so");
+    link("luaclib/lpeg.so", "luaclib/lpeg-c.so");
+    link("luaclib/bson.so", "luaclib/bson-c.so");
+    link("luaclib/md5.so", "luaclib/md5_core-c.so");
+    link("luaclib/sproto.so", "luaclib/sproto_core-c.so");
+    dir
+}
+
+#[test]
+fn upstream_prebuilt_modules_needs_skynet_c() {
+    let Some(c) = upstream_c("upstream_prebuilt_modules_needs_skynet_c") else {
+        return;
+    };
+    let modules = link_upstream(&c);
+    let spec = NodeSpec::new("test_cupstream")
+        .line("logservice = \"up.logger\"")
+        .line(&format!(
+            "cpath = {}",
+            lua_str(&format!("{}/cservice/?.so", modules.display()))
+        ))
+        .line(&format!(
+            "lua_cpath = {}",
+            lua_str(&format!("{}/luaclib/?.so", modules.display()))
+        ))
+        .line(&format!(
+            "cupstream_lualib = {}",
+            lua_str(&c.join("lualib").display().to_string())
+        ))
+        .line("cupstream_port = 23002");
+    let r = run_pass(spec);
+    // Every line of this log was written by upstream's logger.so.
+    r.assert_log_entry("[:00000008] hello through upstream's logger");
+    r.assert_log_entry("[:00000003] LAUNCH snlua launcher");
+    r.assert_log("] LAUNCH up.gate S :00000008 127.0.0.1:23002 0 16");
+    r.cleanup();
+    let _ = std::fs::remove_dir_all(modules);
+}
+
+#[test]
+fn lpeg_test_suite_on_upstreams_lpeg_so_needs_skynet_c() {
+    let Some(c) = upstream_c("lpeg_test_suite_on_upstreams_lpeg_so_needs_skynet_c") else {
+        return;
+    };
+    let modules = link_upstream(&c);
+    let dir = scratch_dir("cupstream-lpeg");
+    let lpeg = c.join("3rd/lpeg");
+    let script = format!(
+        "package.cpath = {}\npackage.path = {}\npackage.loaded.lpeg = require \"lpeg-c\"\ndofile({})\n",
+        lua_str(&format!("{}/luaclib/?.so", modules.display())),
+        lua_str(&format!("{}/?.lua", lpeg.display())),
+        lua_str(&lpeg.join("test.lua").display().to_string()),
+    );
+    std::fs::write(dir.join("run.lua"), script).unwrap();
+    let r = common::run_node(&dir, &["lua".to_owned(), "run.lua".to_owned()], &[], None);
+    assert!(
+        r.status.is_some_and(|s| s.success()) && r.stdout.trim_end().ends_with("OK"),
+        "LPeg's test.lua on upstream's lpeg.so\n{}",
+        r.dump()
+    );
+    let _ = std::fs::remove_dir_all(dir);
+    let _ = std::fs::remove_dir_all(modules);
+}
