@@ -29,6 +29,7 @@ skynet.dispatch("text", function(_, source, msg)
 end)
 
 local function lua_module()
+	eq(require "symbols", 157, "every function of lua.h, lauxlib.h and lualib.h")
 	local ctest = require "ctest"
 	eq(ctest.concat("ab", 3000), string.rep("ab", 3000), "luaL_Buffer")
 	local abi = ctest.abi()

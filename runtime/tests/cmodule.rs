@@ -9,24 +9,34 @@ use common::{lua_str, repo_root, run_pass, scratch_dir, NodeSpec};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// `cc` with the flags of a module built against include/ (a function used without a
+/// declaration is an error) and `include_dirs` after include/.
+fn cc(include_dirs: &[&Path]) -> Command {
+    let mut cmd = Command::new("cc");
+    cmd.args([
+        "-std=gnu99",
+        "-O2",
+        "-Wall",
+        "-Werror=implicit-function-declaration",
+    ])
+    .args(["-fPIC", "-I"])
+    .arg(repo_root().join("include"));
+    for dir in include_dirs {
+        cmd.arg("-I").arg(dir);
+    }
+    cmd
+}
+
 /// Compiles `source` (relative to the repo) into the shared object `out`.
 fn compile(source: &str, out: &Path) {
-    let root = repo_root();
     if let Some(dir) = out.parent() {
         std::fs::create_dir_all(dir).unwrap();
     }
-    let status = Command::new("cc")
-        .args([
-            "-std=gnu99",
-            "-O2",
-            "-Wall",
-            "-Werror=implicit-function-declaration",
-        ])
-        .args(["-shared", "-fPIC", "-o"])
+    let status = cc(&[])
+        .arg("-shared")
+        .arg("-o")
         .arg(out)
-        .arg("-I")
-        .arg(root.join("include"))
-        .arg(root.join(source))
+        .arg(repo_root().join(source))
         .status()
         .expect("cc runs");
     assert!(status.success(), "cc failed on {source}");
@@ -44,6 +54,10 @@ fn build_modules() -> PathBuf {
         &dir.join("cservice/noinit.so"),
     );
     compile("test/cmodule/lua-ctest.c", &dir.join("luaclib/ctest.so"));
+    compile(
+        "test/cmodule/lua-symbols.c",
+        &dir.join("luaclib/symbols.so"),
+    );
     std::fs::write(dir.join("cservice/garbage.so"), "not an ELF file\n").unwrap();
     dir
 }
@@ -184,4 +198,65 @@ fn lpeg_test_suite_on_upstreams_lpeg_so_needs_skynet_c() {
     );
     let _ = std::fs::remove_dir_all(dir);
     let _ = std::fs::remove_dir_all(modules);
+}
+
+/// Upstream's C sources that build against include/ unmodified, and those that do not
+/// with the reason (each includes a header of skynet's internals, or calls a function
+/// this core does not export).
+const UPSTREAM_SOURCES: &[(&str, Option<&str>)] = &[
+    ("service-src/service_gate.c", None),
+    ("service-src/service_logger.c", None),
+    ("service-src/service_harbor.c", Some("skynet_harbor_start")),
+    ("service-src/service_snlua.c", Some("atomic.h")),
+    ("lualib-src/lua-bson.c", Some("atomic.h")),
+    ("lualib-src/lua-clientsocket.c", None),
+    ("lualib-src/lua-cluster.c", None),
+    ("lualib-src/lua-crypt.c", None),
+    ("lualib-src/lua-datasheet.c", None),
+    ("lualib-src/lua-debugchannel.c", Some("spinlock.h")),
+    ("lualib-src/lua-memory.c", Some("malloc_hook.h")),
+    ("lualib-src/lua-mongo.c", None),
+    ("lualib-src/lua-multicast.c", Some("atomic.h")),
+    ("lualib-src/lua-netpack.c", None),
+    ("lualib-src/lua-seri.c", None),
+    ("lualib-src/lua-sharedata.c", Some("atomic.h")),
+    ("lualib-src/lua-sharetable.c", Some("lgc.h")),
+    ("lualib-src/lua-skynet.c", None),
+    ("lualib-src/lua-socket.c", None),
+    ("lualib-src/lua-stm.c", Some("rwlock.h")),
+];
+
+#[test]
+fn upstream_sources_compile_against_include_needs_skynet_upstream() {
+    let Some(upstream) = common::LuaLib::upstream() else {
+        common::skipped(
+            "upstream_sources_compile_against_include_needs_skynet_upstream",
+            "SKYNET_UPSTREAM is not set",
+        );
+        return;
+    };
+    let root = upstream.root;
+    let out = scratch_dir("cupstream-objects");
+    let lualib_src = root.join("lualib-src");
+    for (source, failure) in UPSTREAM_SOURCES {
+        let output = cc(&[&lualib_src])
+            .arg("-c")
+            .arg("-o")
+            .arg(out.join("module.o"))
+            .arg(root.join(source))
+            .output()
+            .expect("cc runs");
+        let errors = String::from_utf8_lossy(&output.stderr);
+        match failure {
+            None => assert!(
+                output.status.success(),
+                "{source} does not build:\n{errors}"
+            ),
+            Some(why) => assert!(
+                !output.status.success() && errors.contains(why),
+                "{source} was expected to fail on {why}:\n{errors}"
+            ),
+        }
+    }
+    let _ = std::fs::remove_dir_all(out);
 }
