@@ -11,8 +11,11 @@
 //! path does not go through here. `skynet_error` is printf-style, which stable Rust
 //! cannot define: `error.c` formats it and hands the line to [`skynet::error_line`].
 //!
-//! Nothing unwinds into C: every function runs its body under [`guard`], which turns a
-//! panic into the function's failure value.
+//! Nothing unwinds into C: every function that calls into the core runs its body under
+//! [`guard`], which turns a panic into the function's failure value; the few without
+//! one only read atomics, the clock or their arguments, and `lalloc`/`strdup` abort on
+//! a failed allocation rather than unwind (and an `extern "C"` function aborts the
+//! process on a panic that would leave it).
 
 pub mod malloc;
 pub mod skynet;
