@@ -89,6 +89,7 @@ local function c_service(port)
 	eq(skynet.call(c, "text", "env cmodule_port"), tostring(port), "skynet_getenv")
 	eq(skynet.call(c, "text", "env cmodule_unset"), "(unset)")
 	eq(skynet.call(c, "text", "timeout 5"), "timeout", "skynet_timeout")
+	eq(skynet.call(c, "text", "refused"), "-1 -1 -2 1", "sends the core refuses")
 	-- messages both ways: C sends to us by name
 	skynet.register ".cmodule_test"
 	eq(skynet.call(c, "text", "push cmodule_test"), "ok")

@@ -79,6 +79,8 @@ fn c_service_and_lua_c_module() {
     let c = &r.launched_n("cprobe first", 1)[0];
     r.assert_log_entry(&format!("[:{c}] cprobe init first"));
     r.assert_log_entry("[:00000000] cprobe release");
+    r.assert_log_entry(&format!("[:{c}] error: Destination address can't be 0"));
+    r.assert_log_entry(&format!("[:{c}] error: The message to 8 is too large"));
     r.assert_log(" error: launch cprobe FAILED");
     let stderr = &r.stderr;
     assert!(

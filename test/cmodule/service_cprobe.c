@@ -14,6 +14,9 @@
  *   count             how many instances this module has created (the module is shared)
  *   signal            the last signal SIGNAL gave this instance
  *   self              skynet_current_handle, as ":%08x"
+ *   refused           what skynet_send returns to address 0, skynet_sendname to an
+ *                     unknown name and skynet_send of a message too large (handed-over
+ *                     buffers, which the core frees), and skynet_send's session
  *
  * A PTYPE_CLIENT request is kept (the callback returns 1) and its own buffer sent back
  * as the response. Launched with the parameter "fail", init fails.
@@ -39,6 +42,13 @@ struct cprobe {
 	int timer_session;
 	int socket;
 };
+
+static void *
+one_byte(void) {
+	char *p = skynet_malloc(1);
+	*p = 'x';
+	return p;
+}
 
 static void
 reply(struct skynet_context *ctx, uint32_t to, int session, const char *text) {
@@ -92,6 +102,14 @@ request(struct cprobe *p, struct skynet_context *ctx, uint32_t source, int sessi
 		reply(ctx, source, session, out);
 	} else if (strcmp(cmd, "signal") == 0) {
 		snprintf(out, sizeof(out), "%d", p->signal);
+		reply(ctx, source, session, out);
+	} else if (strcmp(cmd, "refused") == 0) {
+		int zero = skynet_send(ctx, 0, 0, PTYPE_TEXT | PTYPE_TAG_DONTCOPY, 0, one_byte(), 1);
+		int unknown = skynet_sendname(ctx, 0, ".nosuchname", PTYPE_TEXT | PTYPE_TAG_DONTCOPY, 0, one_byte(), 1);
+		int large = skynet_send(ctx, 0, source, PTYPE_TEXT | PTYPE_TAG_DONTCOPY, 0, one_byte(), (size_t)1 << 60);
+		int s1 = skynet_send(ctx, 0, 0, PTYPE_TEXT | PTYPE_TAG_ALLOCSESSION, 0, NULL, 0);
+		int s2 = skynet_send(ctx, 0, 0, PTYPE_TEXT | PTYPE_TAG_ALLOCSESSION, 0, NULL, 0);
+		snprintf(out, sizeof(out), "%d %d %d %d", zero, unknown, large, s2 - s1);
 		reply(ctx, source, session, out);
 	} else if (strcmp(cmd, "self") == 0) {
 		snprintf(out, sizeof(out), ":%08x", skynet_current_handle());

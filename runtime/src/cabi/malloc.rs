@@ -40,3 +40,31 @@ pub unsafe extern "C" fn skynet_strdup(s: *const c_char) -> *mut c_char {
     let bytes = unsafe { CStr::from_ptr(s) }.to_bytes_with_nul();
     guard(std::ptr::null_mut(), || payload_from(bytes) as *mut c_char)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lalloc_grows_keeps_and_frees() {
+        // SAFETY: each block comes from the previous call and is used once.
+        unsafe {
+            let p = skynet_lalloc(std::ptr::null_mut(), 0, 4) as *mut u8;
+            p.copy_from(b"abcd".as_ptr(), 4);
+            let q = skynet_lalloc(p as *mut c_void, 4, 4096) as *mut u8;
+            assert_eq!(std::slice::from_raw_parts(q, 4), b"abcd");
+            assert!(skynet_lalloc(q as *mut c_void, 4096, 0).is_null());
+        }
+    }
+
+    #[test]
+    fn strdup_copies_with_its_terminator() {
+        // SAFETY: a NUL-terminated literal; the copy is freed once.
+        unsafe {
+            let p = skynet_strdup(c"skynet".as_ptr());
+            assert_eq!(CStr::from_ptr(p), c"skynet");
+            payload_free(p as *mut u8);
+            assert!(skynet_strdup(std::ptr::null()).is_null());
+        }
+    }
+}

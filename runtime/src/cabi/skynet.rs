@@ -153,7 +153,7 @@ pub unsafe extern "C" fn skynet_queryname(ctx: *const Context, name: *const c_ch
 /// `data` is null or `sz` readable bytes; with DONTCOPY a `malloc` buffer given away.
 unsafe fn message(
     ctx: &Context,
-    to: &dyn std::fmt::Display,
+    to: &dyn Fn() -> String,
     source: u32,
     ptype: c_int,
     session: c_int,
@@ -164,7 +164,7 @@ unsafe fn message(
     if sz > MAX_PAYLOAD {
         logging::error(
             ctx.handle,
-            format!("error: The message to {to} is too large"),
+            format!("error: The message to {} is too large", to()),
         );
         if handed_over {
             // SAFETY: a DONTCOPY buffer is ours to free, as upstream frees it.
@@ -211,7 +211,7 @@ pub unsafe extern "C" fn skynet_send(
         let Some(ctx) = (unsafe { context(ctx) }) else {
             return -1;
         };
-        let to = format_args!("{dest:x}").to_string();
+        let to = || format!("{dest:x}");
         // SAFETY: guaranteed by the caller.
         let Some(msg) = (unsafe { message(ctx, &to, source, ptype, session, data, sz) }) else {
             return -2;
@@ -242,7 +242,7 @@ pub unsafe extern "C" fn skynet_sendname(
         };
         // SAFETY: a NUL-terminated string, alive for the call.
         let name = unsafe { CStr::from_ptr(dest) }.to_bytes();
-        let to = String::from_utf8_lossy(name);
+        let to = || String::from_utf8_lossy(name).into_owned();
         // SAFETY: guaranteed by the caller.
         let Some(msg) = (unsafe { message(ctx, &to, source, ptype, session, data, sz) }) else {
             return -2;

@@ -467,3 +467,63 @@ pub unsafe extern "C" fn socket_info_release(mut si: *mut SocketInfo) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::socket::encode_udp_address;
+
+    #[test]
+    fn udp_address_follows_the_datagram() {
+        let from: SocketAddr = "127.0.0.1:23099".parse().unwrap();
+        let mut bytes = b"datagram".to_vec();
+        bytes.extend_from_slice(&encode_udp_address(&from));
+        let msg = record::Event::udp(5, Payload::copy_of(&bytes), 8).into_message();
+        let rec = msg.data() as *const SocketMessage;
+        let mut size = 0;
+        // SAFETY: `rec` is the record at the start of a live PTYPE_SOCKET message.
+        let addr = unsafe { skynet_socket_udp_address(rec, &mut size) };
+        assert_eq!(size, 7);
+        // SAFETY: the address holds `size` bytes inside the message's buffer.
+        let addr = unsafe { std::slice::from_raw_parts(addr as *const u8, size as usize) };
+        assert_eq!(socket::decode_udp_address(addr), Some(from));
+        // SAFETY: as above; the buffer is freed once, with the message.
+        unsafe { record::free_buffer(msg.bytes()) };
+    }
+
+    #[test]
+    fn udp_address_of_another_event_is_null() {
+        let msg = record::Event::close(5).into_message();
+        let mut size = -1;
+        // SAFETY: a live CLOSE record.
+        let addr = unsafe { skynet_socket_udp_address(msg.data() as *const _, &mut size) };
+        assert!(addr.is_null());
+        assert_eq!(size, -1);
+    }
+
+    #[test]
+    fn send_buffers_are_taken_copied_or_refused() {
+        let p = payload_alloc(3);
+        // SAFETY: a fresh block of 3 bytes.
+        unsafe { p.copy_from(b"abc".as_ptr(), 3) };
+        let memory = SocketSendBuffer {
+            id: 1,
+            kind: BUFFER_MEMORY,
+            buffer: p as *const c_void,
+            sz: 3,
+        };
+        // SAFETY: a malloc buffer of 3 bytes, handed over.
+        let taken = unsafe { take(&memory) }.unwrap();
+        assert!(matches!(&taken, SendBuffer::Payload(b) if b.as_ptr() == p));
+        let raw = SocketSendBuffer {
+            kind: BUFFER_RAWPOINTER,
+            ..memory
+        };
+        // SAFETY: `p` is alive (owned by `taken`) and 3 bytes long.
+        let copied = unsafe { take(&raw) }.unwrap();
+        assert!(matches!(&copied, SendBuffer::Bytes(v) if v == b"abc"));
+        let object = SocketSendBuffer { kind: 1, ..raw };
+        // SAFETY: refused without reading the buffer.
+        assert!(unsafe { take(&object) }.is_none());
+    }
+}
