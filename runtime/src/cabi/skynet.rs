@@ -7,8 +7,9 @@
 //! `skynet_context`), so `skynet_context_grab`/`_release` are the `Arc`'s own counts.
 //!
 //! The callback of a C service lives in a [`CallbackSlot`] that the service loader
-//! registers under the handle before `init` runs, because `skynet_callback` is called
-//! from `init` and from the callback itself, while the service's own lock is held.
+//! registers under the handle before `init` runs, not in the service itself: a service
+//! calls `skynet_callback` from `init`, before the core holds its instance, and from
+//! the callback, while the core holds the instance's lock.
 
 use super::{context, guard, text};
 use crate::context::{self as contexts, Context};
