@@ -114,6 +114,19 @@ local function c_service(port)
 	eq(socket.readline(accepted), "hello from C", "bytes written by skynet_socket_send")
 	socket.close(accepted)
 	socket.close(listener)
+	-- UDP from C: a datagram echoed to its sender
+	eq(skynet.call(c, "text", "udp " .. (port + 1)), "udp", "skynet_socket_udp")
+	local echoed
+	local u = socket.udp(function(str)
+		echoed = str
+	end)
+	socket.udp_connect(u, "127.0.0.1", port + 1)
+	socket.write(u, "datagram")
+	while not echoed do
+		skynet.sleep(1)
+	end
+	eq(echoed, "datagram", "skynet_socket_udp_address and skynet_socket_udp_send")
+	socket.close(u)
 	-- SIGNAL reaches the module's _signal
 	require("skynet.core").command("SIGNAL", hex .. " 7")
 	eq(skynet.call(c, "text", "signal"), "7", "cprobe_signal")

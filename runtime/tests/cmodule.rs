@@ -167,12 +167,12 @@ fn upstream_prebuilt_modules_needs_skynet_c() {
             "cupstream_lualib = {}",
             lua_str(&c.join("lualib").display().to_string())
         ))
-        .line("cupstream_port = 23002");
+        .line("cupstream_port = 23010");
     let r = run_pass(spec);
     // Every line of this log was written by upstream's logger.so.
     r.assert_log_entry("[:00000008] hello through upstream's logger");
     r.assert_log_entry("[:00000003] LAUNCH snlua launcher");
-    r.assert_log("] LAUNCH up.gate S :00000008 127.0.0.1:23002 0 16");
+    r.assert_log("] LAUNCH up.gate S :00000008 127.0.0.1:23010 0 16");
     r.cleanup();
     let _ = std::fs::remove_dir_all(modules);
 }

@@ -10,6 +10,9 @@
  *   timeout T         "timeout" once a skynet_timeout of T centiseconds fires
  *   connect PORT      "connected" once a socket to 127.0.0.1:PORT is open and
  *                     "hello from C\n" written to it
+ *   udp PORT          "udp" once a UDP socket on 127.0.0.1:PORT is open; each datagram
+ *                     it gets goes back to its sender (skynet_socket_udp_address,
+ *                     skynet_socket_udp_send of the received buffer)
  *   push NAME         sends "pushed" to .NAME (skynet_sendname), then answers "ok"
  *   count             how many instances this module has created (the module is shared)
  *   signal            the last signal SIGNAL gave this instance
@@ -41,6 +44,7 @@ struct cprobe {
 	int waiter_session;
 	int timer_session;
 	int socket;
+	int udp;
 };
 
 static void *
@@ -92,6 +96,9 @@ request(struct cprobe *p, struct skynet_context *ctx, uint32_t source, int sessi
 		p->waiter = source;
 		p->waiter_session = session;
 		p->socket = skynet_socket_connect(ctx, "127.0.0.1", atoi(arg));
+	} else if (strcmp(cmd, "udp") == 0) {
+		p->udp = skynet_socket_udp(ctx, "127.0.0.1", atoi(arg));
+		reply(ctx, source, session, p->udp < 0 ? "udp failed" : "udp");
 	} else if (strcmp(cmd, "push") == 0) {
 		char to[64];
 		snprintf(to, sizeof(to), ".%s", arg);
@@ -121,7 +128,14 @@ request(struct cprobe *p, struct skynet_context *ctx, uint32_t source, int sessi
 }
 
 static void
-socket_event(struct cprobe *p, struct skynet_context *ctx, const struct skynet_socket_message *m) {
+socket_event(struct cprobe *p, struct skynet_context *ctx, struct skynet_socket_message *m) {
+	if (m->type == SKYNET_SOCKET_TYPE_UDP && m->id == p->udp) {
+		int size = 0;
+		const char *from = skynet_socket_udp_address(m, &size);
+		if (from == NULL || skynet_socket_udp_send(ctx, m->id, from, m->buffer, m->ud) != 0)
+			skynet_error(ctx, "cprobe: udp echo failed");
+		return;
+	}
 	if (m->id != p->socket)
 		return;
 	if (m->type == SKYNET_SOCKET_TYPE_CONNECT) {
@@ -151,7 +165,7 @@ callback(struct skynet_context *ctx, void *ud, int type, int session, uint32_t s
 			reply(ctx, p->waiter, p->waiter_session, "timeout");
 		return 0;
 	case PTYPE_SOCKET:
-		socket_event(p, ctx, msg);
+		socket_event(p, ctx, (struct skynet_socket_message *)msg);
 		return 0;
 	case PTYPE_CLIENT:
 		skynet_send(ctx, 0, source, PTYPE_RESPONSE | PTYPE_TAG_DONTCOPY, session, (void *)msg, sz);
@@ -165,6 +179,7 @@ cprobe_create(void) {
 	struct cprobe *p = skynet_malloc(sizeof(*p));
 	memset(p, 0, sizeof(*p));
 	p->socket = -1;
+	p->udp = -1;
 	++created;
 	return p;
 }
