@@ -9,10 +9,10 @@
 //! (skynet_malloc.h), `socket.rs` (skynet_socket.h). Each function is a thin wrapper
 //! over the core function Lua reaches through `skynet.core` or `socketdriver`; the hot
 //! path does not go through here. `skynet_error` is printf-style, which stable Rust
-//! cannot define: `error.c` formats it and hands the line to [`skynet::error_line`].
+//! cannot define: `error.c` formats it and hands the line to [`skynet::skynet_error_line`].
 //!
 //! Nothing unwinds into C: every function that calls into the core runs its body under
-//! [`guard`], which turns a panic into the function's failure value; the few without
+//! `guard`, which turns a panic into the function's failure value; the few without
 //! one only read atomics, the clock or their arguments, and `lalloc`/`strdup` abort on
 //! a failed allocation rather than unwind (and an `extern "C"` function aborts the
 //! process on a panic that would leave it).

@@ -85,7 +85,7 @@ fn interned(s: &str) -> *const c_char {
 /// Logs one line formatted by `skynet_error` (error.c) from `ctx` (null: source 0).
 ///
 /// # Safety
-/// `line` points to `len` readable bytes; `ctx` as in [`context`].
+/// `line` points to `len` readable bytes; `ctx` as in `context`.
 #[no_mangle]
 pub unsafe extern "C" fn skynet_error_line(ctx: *const Context, line: *const c_char, len: usize) {
     guard((), || {
@@ -106,7 +106,7 @@ thread_local! {
 /// `skynet_command`: runs a text command; its result, or null for none.
 ///
 /// # Safety
-/// `ctx` as in [`context`]; `cmd` and `param` null or NUL-terminated.
+/// `ctx` as in `context`; `cmd` and `param` null or NUL-terminated.
 #[no_mangle]
 pub unsafe extern "C" fn skynet_command(
     ctx: *const Context,
@@ -196,7 +196,7 @@ fn send_result(r: Result<i32, SendError>) -> c_int {
 /// `skynet_send`: the session, -1 for a dead or zero destination, -2 when too large.
 ///
 /// # Safety
-/// `ctx` as in [`context`]; `data` as in [`message`].
+/// `ctx` as in `context`; `data` as in `message`.
 #[no_mangle]
 pub unsafe extern "C" fn skynet_send(
     ctx: *const Context,
@@ -273,7 +273,7 @@ pub unsafe extern "C" fn skynet_isremote(
 /// `skynet_callback`: sets the callback of the C service `ctx` (null `cb`: none).
 ///
 /// # Safety
-/// `ctx` as in [`context`]; `cb` a function with `skynet_cb`'s signature.
+/// `ctx` as in `context`; `cb` a function with `skynet_cb`'s signature.
 #[no_mangle]
 pub unsafe extern "C" fn skynet_callback(
     ctx: *const Context,
@@ -449,7 +449,7 @@ pub unsafe extern "C" fn skynet_context_release(ctx: *const Context) {
 /// `skynet_context_handle`.
 ///
 /// # Safety
-/// As [`context`].
+/// As `context`.
 #[no_mangle]
 pub unsafe extern "C" fn skynet_context_handle(ctx: *const Context) -> u32 {
     // SAFETY: guaranteed by the caller.
@@ -459,7 +459,7 @@ pub unsafe extern "C" fn skynet_context_handle(ctx: *const Context) -> u32 {
 /// `skynet_context_newsession`.
 ///
 /// # Safety
-/// As [`context`].
+/// As `context`.
 #[no_mangle]
 pub unsafe extern "C" fn skynet_context_newsession(ctx: *const Context) -> c_int {
     // SAFETY: guaranteed by the caller.
@@ -509,7 +509,7 @@ pub unsafe extern "C" fn skynet_context_push(handle: u32, msg: *const RawMessage
 /// `skynet_context_send`: queues `msg` (handed over) for `ctx` itself, from `source`.
 ///
 /// # Safety
-/// `ctx` as in [`context`]; `msg` null or a `malloc` buffer of `sz` bytes.
+/// `ctx` as in `context`; `msg` null or a `malloc` buffer of `sz` bytes.
 #[no_mangle]
 pub unsafe extern "C" fn skynet_context_send(
     ctx: *const Context,

@@ -56,7 +56,7 @@ fn sent(ok: bool) -> c_int {
 }
 
 /// # Safety
-/// `buffer` a readable send buffer as [`take`] requires.
+/// `buffer` a readable send buffer as `take` requires.
 unsafe fn send_buffer(buffer: *const SocketSendBuffer, priority: Priority) -> c_int {
     guard(-1, || {
         // SAFETY: guaranteed by the caller.
@@ -74,7 +74,7 @@ unsafe fn send_buffer(buffer: *const SocketSendBuffer, priority: Priority) -> c_
 /// `skynet_socket_sendbuffer`: 0, or -1 when the socket is gone (the buffer freed).
 ///
 /// # Safety
-/// As [`take`].
+/// As `take`.
 #[no_mangle]
 pub unsafe extern "C" fn skynet_socket_sendbuffer(
     _ctx: *const Context,
@@ -87,7 +87,7 @@ pub unsafe extern "C" fn skynet_socket_sendbuffer(
 /// `skynet_socket_sendbuffer_lowpriority`.
 ///
 /// # Safety
-/// As [`take`].
+/// As `take`.
 #[no_mangle]
 pub unsafe extern "C" fn skynet_socket_sendbuffer_lowpriority(
     _ctx: *const Context,
@@ -101,7 +101,7 @@ pub unsafe extern "C" fn skynet_socket_sendbuffer_lowpriority(
 /// a port out of range.
 ///
 /// # Safety
-/// `ctx` as in [`context`]; `host` null or NUL-terminated.
+/// `ctx` as in `context`; `host` null or NUL-terminated.
 unsafe fn target(
     ctx: *const Context,
     host: *const c_char,
@@ -117,7 +117,7 @@ unsafe fn target(
 /// `skynet_socket_listen`: the new socket id, or -1.
 ///
 /// # Safety
-/// As [`target`].
+/// As `target`.
 #[no_mangle]
 pub unsafe extern "C" fn skynet_socket_listen(
     ctx: *const Context,
@@ -137,7 +137,7 @@ pub unsafe extern "C" fn skynet_socket_listen(
 /// `skynet_socket_connect`: the new socket id (CONNECT or ERROR follows), or -1.
 ///
 /// # Safety
-/// As [`target`].
+/// As `target`.
 #[no_mangle]
 pub unsafe extern "C" fn skynet_socket_connect(
     ctx: *const Context,
@@ -156,7 +156,7 @@ pub unsafe extern "C" fn skynet_socket_connect(
 /// `skynet_socket_bind`: wraps an OS descriptor; the socket id.
 ///
 /// # Safety
-/// As [`context`].
+/// As `context`.
 #[no_mangle]
 pub unsafe extern "C" fn skynet_socket_bind(ctx: *const Context, fd: c_int) -> c_int {
     // SAFETY: guaranteed by the caller.
@@ -169,7 +169,7 @@ pub unsafe extern "C" fn skynet_socket_bind(ctx: *const Context, fd: c_int) -> c
 /// Runs `f` with the caller's handle (nothing for a null context).
 ///
 /// # Safety
-/// As [`context`].
+/// As `context`.
 unsafe fn with_owner(ctx: *const Context, f: impl FnOnce(u32)) {
     // SAFETY: guaranteed by the caller.
     if let Some(c) = unsafe { context(ctx) } {
@@ -180,7 +180,7 @@ unsafe fn with_owner(ctx: *const Context, f: impl FnOnce(u32)) {
 /// `skynet_socket_close`.
 ///
 /// # Safety
-/// As [`context`].
+/// As `context`.
 #[no_mangle]
 pub unsafe extern "C" fn skynet_socket_close(ctx: *const Context, id: c_int) {
     // SAFETY: forwarded.
@@ -190,7 +190,7 @@ pub unsafe extern "C" fn skynet_socket_close(ctx: *const Context, id: c_int) {
 /// `skynet_socket_shutdown`.
 ///
 /// # Safety
-/// As [`context`].
+/// As `context`.
 #[no_mangle]
 pub unsafe extern "C" fn skynet_socket_shutdown(ctx: *const Context, id: c_int) {
     // SAFETY: forwarded.
@@ -200,7 +200,7 @@ pub unsafe extern "C" fn skynet_socket_shutdown(ctx: *const Context, id: c_int) 
 /// `skynet_socket_start`: reading on (and the socket's events) for the caller.
 ///
 /// # Safety
-/// As [`context`].
+/// As `context`.
 #[no_mangle]
 pub unsafe extern "C" fn skynet_socket_start(ctx: *const Context, id: c_int) {
     // SAFETY: forwarded.
@@ -210,7 +210,7 @@ pub unsafe extern "C" fn skynet_socket_start(ctx: *const Context, id: c_int) {
 /// `skynet_socket_pause`.
 ///
 /// # Safety
-/// As [`context`].
+/// As `context`.
 #[no_mangle]
 pub unsafe extern "C" fn skynet_socket_pause(ctx: *const Context, id: c_int) {
     // SAFETY: forwarded.
@@ -220,7 +220,7 @@ pub unsafe extern "C" fn skynet_socket_pause(ctx: *const Context, id: c_int) {
 /// `skynet_socket_nodelay`.
 ///
 /// # Safety
-/// As [`context`].
+/// As `context`.
 #[no_mangle]
 pub unsafe extern "C" fn skynet_socket_nodelay(ctx: *const Context, id: c_int) {
     // SAFETY: forwarded.
@@ -230,7 +230,7 @@ pub unsafe extern "C" fn skynet_socket_nodelay(ctx: *const Context, id: c_int) {
 /// `skynet_socket_udp`: a UDP socket bound to `addr:port` (null `addr`: unbound).
 ///
 /// # Safety
-/// As [`target`].
+/// As `target`.
 #[no_mangle]
 pub unsafe extern "C" fn skynet_socket_udp(
     ctx: *const Context,
@@ -251,7 +251,7 @@ pub unsafe extern "C" fn skynet_socket_udp(
 /// `skynet_socket_udp_connect`: sets the default peer; 0 or -1.
 ///
 /// # Safety
-/// As [`target`].
+/// As `target`.
 #[no_mangle]
 pub unsafe extern "C" fn skynet_socket_udp_connect(
     ctx: *const Context,
@@ -271,7 +271,7 @@ pub unsafe extern "C" fn skynet_socket_udp_connect(
 /// `skynet_socket_udp_dial`: a UDP socket whose default peer is `addr:port`.
 ///
 /// # Safety
-/// As [`target`].
+/// As `target`.
 #[no_mangle]
 pub unsafe extern "C" fn skynet_socket_udp_dial(
     ctx: *const Context,
@@ -290,7 +290,7 @@ pub unsafe extern "C" fn skynet_socket_udp_dial(
 /// `skynet_socket_udp_listen`: a UDP socket bound to `addr:port`.
 ///
 /// # Safety
-/// As [`target`].
+/// As `target`.
 #[no_mangle]
 pub unsafe extern "C" fn skynet_socket_udp_listen(
     ctx: *const Context,
@@ -323,7 +323,7 @@ unsafe fn udp_address_len(p: *const u8) -> usize {
 /// `skynet_socket_udp_address` gives); 0, or -1 (the buffer freed).
 ///
 /// # Safety
-/// `address` a binary UDP address; `buffer` as [`take`].
+/// `address` a binary UDP address; `buffer` as `take`.
 #[no_mangle]
 pub unsafe extern "C" fn skynet_socket_udp_sendbuffer(
     _ctx: *const Context,
