@@ -155,6 +155,23 @@ lhandle(lua_State *L) {
 	return 1;
 }
 
+/* command(cmd [, param]): skynet_command on the service's context, which a Lua C
+ * module finds in the registry as upstream's own modules do. */
+static int
+lcommand(lua_State *L) {
+	const char *cmd = luaL_checkstring(L, 1);
+	const char *param = luaL_optstring(L, 2, NULL);
+	lua_getfield(L, LUA_REGISTRYINDEX, "skynet_context");
+	struct skynet_context *ctx = lua_touserdata(L, -1);
+	if (ctx == NULL)
+		return luaL_error(L, "no skynet_context");
+	const char *result = skynet_command(ctx, cmd, param);
+	if (result == NULL)
+		return 0;
+	lua_pushstring(L, result);
+	return 1;
+}
+
 /* abi(): the sizes and limits a module compiles in, to compare with the host's. */
 static int
 labi(lua_State *L) {
@@ -198,6 +215,7 @@ luaopen_ctest(lua_State *L) {
 		{ "malloc", lmalloc },
 		{ "free", lfree },
 		{ "handle", lhandle },
+		{ "command", lcommand },
 		{ "abi", labi },
 		{ NULL, NULL },
 	};
