@@ -1,8 +1,10 @@
--- Upstream skynet's own prebuilt C modules loaded into this binary
--- (runtime/tests/cmodule.rs links them under names no built-in shadows): the node logs
--- through upstream's logger.so (config logservice), this service drives upstream's
--- gate.so as its watchdog, and upstream's bson, md5 and sproto Lua modules run from
--- lua_cpath (sproto with upstream's sproto.lua and sprotoparser.lua over its lpeg.so).
+-- Upstream skynet's C modules loaded into this binary (runtime/tests/cmodule.rs links
+-- its prebuilt ones, or builds its service-src against include/, under names no
+-- built-in shadows): the node logs through upstream's logger (config logservice), this
+-- service drives upstream's gate (config cupstream_gate) as its watchdog, and, when
+-- cupstream_lualib names upstream's lualib, upstream's bson, md5 and sproto Lua
+-- modules run from lua_cpath (sproto with upstream's sproto.lua and sprotoparser.lua
+-- over its lpeg.so).
 local skynet = require "skynet"
 require "skynet.manager"
 local socket = require "skynet.socket"
@@ -41,8 +43,8 @@ skynet.dispatch("text", function(_, _, text)
 end)
 
 local function upstream_gate(port)
-	gate = skynet.launch("up.gate", "S", skynet.address(skynet.self()), "127.0.0.1:" .. port, 0, 16)
-	ok(gate, "LAUNCH up.gate")
+	gate = skynet.launch(skynet.getenv "cupstream_gate", "S", skynet.address(skynet.self()), "127.0.0.1:" .. port, 0, 16)
+	ok(gate, "LAUNCH of upstream's gate")
 	local fd = assert(socket.open("127.0.0.1", port))
 	socket.write(fd, string.pack(">s2", "ping"))
 	local len = string.unpack(">I2", socket.read(fd, 2))
@@ -91,6 +93,8 @@ end
 
 tester.run("test_cupstream", function()
 	skynet.error "hello through upstream's logger"
-	upstream_lua_modules()
+	if skynet.getenv "cupstream_lualib" then
+		upstream_lua_modules()
+	end
 	upstream_gate(assert(tonumber(skynet.getenv "cupstream_port")))
 end)

@@ -147,14 +147,13 @@ fn link_upstream(c: &Path) -> PathBuf {
     dir
 }
 
-#[test]
-fn upstream_prebuilt_modules_needs_skynet_c() {
-    let Some(c) = upstream_c("upstream_prebuilt_modules_needs_skynet_c") else {
-        return;
-    };
-    let modules = link_upstream(&c);
-    let spec = NodeSpec::new("test_cupstream")
-        .line("logservice = \"up.logger\"")
+/// Runs test/test_cupstream.lua with the C services `PREFIX.logger` (as the node's
+/// logger) and `PREFIX.gate` from `modules/cservice`, and, given upstream's `lualib`,
+/// the Lua modules in `modules/luaclib`.
+fn run_upstream_services(modules: &Path, prefix: &str, lualib: Option<&Path>, port: u16) {
+    let mut spec = NodeSpec::new("test_cupstream")
+        .line(&format!("logservice = \"{prefix}.logger\""))
+        .line(&format!("cupstream_gate = \"{prefix}.gate\""))
         .line(&format!(
             "cpath = {}",
             lua_str(&format!("{}/cservice/?.so", modules.display()))
@@ -163,17 +162,30 @@ fn upstream_prebuilt_modules_needs_skynet_c() {
             "lua_cpath = {}",
             lua_str(&format!("{}/luaclib/?.so", modules.display()))
         ))
-        .line(&format!(
+        .line(&format!("cupstream_port = {port}"));
+    if let Some(lualib) = lualib {
+        spec = spec.line(&format!(
             "cupstream_lualib = {}",
-            lua_str(&c.join("lualib").display().to_string())
-        ))
-        .line("cupstream_port = 23010");
+            lua_str(&lualib.display().to_string())
+        ));
+    }
     let r = run_pass(spec);
-    // Every line of this log was written by upstream's logger.so.
+    // Every line of this log was written by the C logger.
     r.assert_log_entry("[:00000008] hello through upstream's logger");
     r.assert_log_entry("[:00000003] LAUNCH snlua launcher");
-    r.assert_log("] LAUNCH up.gate S :00000008 127.0.0.1:23010 0 16");
+    r.assert_log(&format!(
+        "] LAUNCH {prefix}.gate S :00000008 127.0.0.1:{port} 0 16"
+    ));
     r.cleanup();
+}
+
+#[test]
+fn upstream_prebuilt_modules_needs_skynet_c() {
+    let Some(c) = upstream_c("upstream_prebuilt_modules_needs_skynet_c") else {
+        return;
+    };
+    let modules = link_upstream(&c);
+    run_upstream_services(&modules, "up", Some(&c.join("lualib")), 23010);
     let _ = std::fs::remove_dir_all(modules);
 }
 
@@ -229,16 +241,17 @@ const UPSTREAM_SOURCES: &[(&str, Option<&str>)] = &[
 ];
 
 #[test]
-fn upstream_sources_compile_against_include_needs_skynet_upstream() {
+fn upstream_sources_build_against_include_needs_skynet_upstream() {
     let Some(upstream) = common::LuaLib::upstream() else {
         common::skipped(
-            "upstream_sources_compile_against_include_needs_skynet_upstream",
+            "upstream_sources_build_against_include_needs_skynet_upstream",
             "SKYNET_UPSTREAM is not set",
         );
         return;
     };
     let root = upstream.root;
     let out = scratch_dir("cupstream-objects");
+    std::fs::create_dir_all(out.join("cservice")).unwrap();
     let lualib_src = root.join("lualib-src");
     for (source, failure) in UPSTREAM_SOURCES {
         let output = cc(&[&lualib_src])
