@@ -4,9 +4,9 @@
 //! upstream links with `-Wl,-E`). The Lua C API needs nothing here: the vendored Lua's
 //! own `lua_*`/`luaL_*`/`luaopen_*` are exported the same way.
 //!
-//! One file per public header: `skynet.rs` (skynet.h and the env, handle, timer,
-//! context and harbor calls upstream's own modules use), `malloc.rs`
-//! (skynet_malloc.h), `socket.rs` (skynet_socket.h). Each function is a thin wrapper
+//! One file per public header: `skynet.rs` (skynet.h), `malloc.rs` (skynet_malloc.h),
+//! `socket.rs` (skynet_socket.h), and `server.rs` for the env, handle, timer, context
+//! and harbor calls upstream's own modules use (skynet_env.h ... skynet_harbor.h). Each function is a thin wrapper
 //! over the core function Lua reaches through `skynet.core` or `socketdriver`; the hot
 //! path does not go through here. `skynet_error` is printf-style, which stable Rust
 //! cannot define: `error.c` formats it and hands the line to [`skynet::skynet_error_line`].
@@ -18,6 +18,7 @@
 //! process on a panic that would leave it).
 
 pub mod malloc;
+pub mod server;
 pub mod skynet;
 pub mod socket;
 
