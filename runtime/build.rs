@@ -1,8 +1,11 @@
 //! Makes the `skynet` binary a host for C modules: its symbols go in the dynamic symbol
 //! table (as upstream links with `-Wl,-E`), so a `cservice/*.so` or `luaclib/*.so`
-//! opened with `dlopen` finds `skynet_*` and `lua_*` in the executable itself. The
-//! printf-style `skynet_error` is C (src/cabi/error.c); nothing in Rust calls it, so
-//! its archive is linked whole.
+//! opened with `dlopen` finds `skynet_*` and `lua_*` in the executable itself. An
+//! exported symbol counts as used, so `--gc-sections` and LTO keep every function of
+//! the Lua object files the runtime links (all of them: it opens every standard
+//! library); test/cmodule/lua-symbols.c fails to load if one of upstream's Lua API
+//! functions goes missing. The printf-style `skynet_error` is C (src/cabi/error.c);
+//! nothing in Rust calls it, so its archive is linked whole.
 fn main() {
     println!("cargo:rerun-if-changed=src/cabi/error.c");
     cc::Build::new()
