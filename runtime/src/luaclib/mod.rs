@@ -1,6 +1,7 @@
 //! Native Lua modules, one file each (a directory for lpeg), named after the module.
 //! Every snlua VM finds them in `package.preload`, so they win over any `.so` on
-//! `lua_cpath`.
+//! `lua_cpath` (Lua's own C searcher loads those; setting `package.preload[name] = nil`
+//! before `require` makes a service take the `.so` instead).
 
 pub mod bson;
 pub mod clientsocket;
