@@ -227,6 +227,15 @@ fn socket_tcp() {
 }
 
 #[test]
+fn socket_write_order() {
+    let r = run_pass(NodeSpec::new("test_socket_order").threads(2));
+    for w in 1..=4 {
+        r.launched_n(&format!("snlua test_socket_order writer {w}"), 1);
+    }
+    r.cleanup();
+}
+
+#[test]
 fn socket_udp() {
     let r = run_pass(NodeSpec::new("test_udp"));
     r.assert_log("] socket: drop udp package from ");

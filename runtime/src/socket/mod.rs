@@ -16,6 +16,7 @@
 //! [`crate::message`]): what it needs from the node it gets through [`Node`].
 
 mod address;
+mod direct;
 pub mod record;
 mod server;
 
@@ -89,9 +90,12 @@ enum Request {
     Nodelay {
         id: i32,
     },
+    /// Counted in the socket's `Gate::in_flight` (direct.rs); `offset` bytes of the
+    /// buffer were written directly already.
     Send {
         id: i32,
         buffer: SendBuffer,
+        offset: usize,
         priority: Priority,
     },
     Udp {
@@ -140,6 +144,8 @@ pub struct SocketInfo {
 struct Shared {
     /// Closed locally with data still to write: sends are refused.
     pub closing: AtomicBool,
+    /// Who may write to the socket: a worker directly, or only the socket thread.
+    gate: Mutex<direct::Gate>,
 }
 
 struct Registry {
@@ -326,19 +332,37 @@ pub fn nodelay(id: i32) {
 }
 
 /// `send`/`lsend`: false when the id is unknown (or, for high priority, closing); the
-/// buffer is dropped (freed) then.
+/// buffer is dropped (freed) then. A high-priority send to a connected socket with
+/// nothing queued is written from the calling thread (direct.rs); what the kernel does
+/// not take, and every low-priority send, goes to the socket thread.
 pub fn send(id: i32, buffer: SendBuffer, priority: Priority) -> bool {
-    match shared(id) {
-        Some(s) if priority == Priority::Low || !s.closing.load(Ordering::Acquire) => {
-            request(Request::Send {
-                id,
-                buffer,
-                priority,
-            });
-            true
-        }
-        _ => false,
+    let Some(s) = shared(id) else { return false };
+    if priority == Priority::High && s.closing.load(Ordering::Acquire) {
+        return false;
     }
+    let mut gate = s.gate.lock();
+    let offset = match priority {
+        Priority::High => gate.try_write(buffer.as_slice(), now),
+        Priority::Low => 0,
+    };
+    if offset > 0 && offset == buffer.as_slice().len() {
+        return true;
+    }
+    // Counted and queued before the gate opens again: a later send sees it and queues
+    // behind it.
+    gate.in_flight += 1;
+    request(Request::Send {
+        id,
+        buffer,
+        offset,
+        priority,
+    });
+    true
+}
+
+/// The node's time, for the netstat stamp of a direct write.
+fn now() -> u64 {
+    CHANNEL.get().map_or(0, |ch| ch.node.now())
 }
 
 /// Binds and listens (synchronously, on the calling service's thread, so that `listen`

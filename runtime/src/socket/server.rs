@@ -21,7 +21,7 @@ use mio::{Events, Interest, Poll, Token};
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -106,6 +106,13 @@ struct Socket {
 }
 
 impl Socket {
+    /// Publishes a connected stream's descriptor for direct writes (direct.rs).
+    fn open_gate(&self) {
+        if let Io::Stream(t) = &self.io {
+            self.shared.gate.lock().fd = t.as_raw_fd();
+        }
+    }
+
     fn new(id: i32, owner: u32, io: Io, state: State) -> Socket {
         Socket {
             id,
@@ -233,6 +240,7 @@ impl Server {
         let Some(mut s) = self.sockets.remove(&id) else {
             return;
         };
+        s.shared.gate.lock().fd = -1;
         let registry = self.poll.registry();
         let deregistered = match &mut s.io {
             Io::Listener(l) => registry.deregister(l),
@@ -292,8 +300,9 @@ impl Server {
             Request::Send {
                 id,
                 buffer,
+                offset,
                 priority,
-            } => self.send(id, buffer, priority),
+            } => self.take_send(id, buffer, offset, priority),
             Request::Udp {
                 id,
                 owner,
@@ -410,6 +419,7 @@ impl Server {
                 s.state = if previous == State::PListen {
                     State::Listen
                 } else {
+                    s.open_gate();
                     State::Connected
                 };
                 self.node.deliver(owner, Event::connect(id, 0, "start"));
@@ -463,7 +473,30 @@ impl Server {
         }
     }
 
-    fn send(&mut self, id: i32, buffer: SendBuffer, priority: Priority) {
+    /// A send request from a worker: it leaves the gate's `in_flight` for this thread's
+    /// queues (direct.rs), which count as a backlog until [`Server::settle`] finds them
+    /// written.
+    fn take_send(&mut self, id: i32, buffer: SendBuffer, offset: usize, priority: Priority) {
+        let Some(s) = self.sockets.get(&id) else {
+            return;
+        };
+        {
+            let mut gate = s.shared.gate.lock();
+            gate.in_flight -= 1;
+            gate.backlog = true;
+        }
+        self.send(id, buffer, offset, priority);
+        self.settle(id);
+    }
+
+    /// Lets workers write directly again once this thread has nothing left to write.
+    fn settle(&mut self, id: i32) {
+        if let Some(s) = self.sockets.get(&id) {
+            s.shared.gate.lock().backlog = s.pending > 0;
+        }
+    }
+
+    fn send(&mut self, id: i32, buffer: SendBuffer, offset: usize, priority: Priority) {
         let Some(s) = self.sockets.get_mut(&id) else {
             return;
         };
@@ -476,7 +509,7 @@ impl Server {
             State::PAccept | State::HalfCloseWrite | State::Bind => return,
             _ => {}
         }
-        let len = buffer.as_slice().len();
+        let len = buffer.as_slice().len() - offset;
         if len == 0 {
             return;
         }
@@ -492,7 +525,7 @@ impl Server {
         }
         let pending = WriteBuffer {
             buffer,
-            offset: 0,
+            offset,
             to: None,
         };
         if priority == Priority::Low && !(s.high.is_empty() && s.low.is_empty()) {
@@ -538,6 +571,7 @@ impl Server {
             _ => {
                 if writable {
                     self.flush(id);
+                    self.settle(id);
                 }
                 if readable {
                     self.read(id);
@@ -558,6 +592,7 @@ impl Server {
         match result {
             Ok(peer) => {
                 s.state = State::Connected;
+                s.open_gate();
                 s.peer = Some(peer);
                 // Only netstat shows the local address: without one it shows none.
                 s.local = t.local_addr().ok();
@@ -565,6 +600,7 @@ impl Server {
                 self.node
                     .deliver(owner, Event::connect(id, 0, &peer.ip().to_string()));
                 self.flush(id);
+                self.settle(id);
                 self.read(id);
             }
             Err(e) if e.kind() == io::ErrorKind::NotConnected => {}
@@ -766,6 +802,7 @@ impl Server {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
                     s.state = State::HalfCloseWrite;
+                    s.shared.gate.lock().fd = -1;
                     s.high.clear();
                     s.low.clear();
                     s.pending = 0;
@@ -838,16 +875,20 @@ impl Server {
                     (Io::Stream(_), State::HalfCloseRead | State::HalfCloseWrite) => "CLOSING",
                     _ => return None,
                 };
+                let (direct_written, direct_time) = {
+                    let gate = s.shared.gate.lock();
+                    (gate.written, gate.write_time)
+                };
                 Some(SocketInfo {
                     id: s.id,
                     owner: s.owner,
                     kind,
                     accepted: s.accepted,
                     read: s.bytes_read,
-                    write: s.bytes_written,
+                    write: s.bytes_written + direct_written,
                     wbuffer: s.pending as u64,
                     rtime: s.read_time,
-                    wtime: s.write_time,
+                    wtime: s.write_time.max(direct_time),
                     reading: s.reading,
                     writing: s.pending > 0,
                     sock: s.local.as_ref().map(render),
@@ -982,6 +1023,19 @@ mod tests {
             self.waker.wake().expect("wake");
         }
 
+        /// A high-priority send through the socket thread, counted as `send` counts it.
+        fn queue_send(&self, id: i32, bytes: &[u8]) {
+            if let Some(s) = shared(id) {
+                s.gate.lock().in_flight += 1;
+            }
+            self.request(Request::Send {
+                id,
+                buffer: SendBuffer::Bytes(bytes.to_vec()),
+                offset: 0,
+                priority: Priority::High,
+            });
+        }
+
         fn next(&self) -> Seen {
             self.events
                 .recv_timeout(Duration::from_secs(10))
@@ -1031,11 +1085,7 @@ mod tests {
         client.write_all(b"hello").expect("client write");
         assert_eq!(server.next(), (9, record::DATA, conn, 5, b"hello".to_vec()));
 
-        server.request(Request::Send {
-            id: conn,
-            buffer: SendBuffer::Bytes(b"world".to_vec()),
-            priority: Priority::High,
-        });
+        server.queue_send(conn, b"world");
         let mut got = [0; 5];
         client.read_exact(&mut got).expect("client read");
         assert_eq!(&got, b"world");
@@ -1051,11 +1101,7 @@ mod tests {
             "stamped with the node's time"
         );
 
-        server.request(Request::Send {
-            id,
-            buffer: SendBuffer::Bytes(b"x".to_vec()),
-            priority: Priority::High,
-        });
+        server.queue_send(id, b"x");
         let line = server.lines.recv_timeout(Duration::from_secs(10));
         assert_eq!(
             line.expect("a log line"),
