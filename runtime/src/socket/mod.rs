@@ -17,12 +17,14 @@
 
 mod address;
 mod direct;
+mod poller;
 pub mod record;
 mod server;
 
 pub use address::{
     decode_udp_address, encode_udp_address, parse_address, resolve_all, AddressError,
 };
+pub use poller::{lend, wake};
 pub use record::Event;
 
 use crate::message::Payload;
@@ -181,6 +183,9 @@ pub trait Node: Send + Sync + 'static {
     fn log(&self, text: &str);
     /// The node's time in centiseconds since boot (`skynet.now()`).
     fn now(&self) -> u64;
+    /// Whether a worker sleeps for want of work: it would poll if the socket thread
+    /// let go of the role (poller.rs).
+    fn idle_worker(&self) -> bool;
 }
 
 struct Channel {
@@ -192,7 +197,7 @@ struct Channel {
 
 static CHANNEL: OnceLock<Channel> = OnceLock::new();
 
-/// Starts the socket thread, which reports to `node`; call once at boot.
+/// Starts the socket server, which reports to `node`, and its thread; call once at boot.
 pub fn start(node: Arc<dyn Node>) -> std::io::Result<std::thread::JoinHandle<()>> {
     let (tx, rx): (Sender<Request>, Receiver<Request>) = channel::unbounded();
     let poll = mio::Poll::new()?;
@@ -200,10 +205,11 @@ pub fn start(node: Arc<dyn Node>) -> std::io::Result<std::thread::JoinHandle<()>
     // A second server would get requests no service can address: refuse it.
     let channel = Channel {
         tx,
-        waker,
+        waker: waker.clone(),
         node: node.clone(),
     };
-    if CHANNEL.set(channel).is_err() {
+    let server = server::Server::new(poll, rx, node.clone());
+    if CHANNEL.set(channel).is_err() || !poller::install(server, waker, node) {
         return Err(std::io::Error::new(
             std::io::ErrorKind::AlreadyExists,
             "the socket server is already running",
@@ -211,7 +217,7 @@ pub fn start(node: Arc<dyn Node>) -> std::io::Result<std::thread::JoinHandle<()>
     }
     std::thread::Builder::new()
         .name("socket".into())
-        .spawn(move || server::run(poll, rx, node))
+        .spawn(poller::socket_thread)
 }
 
 /// Asks the socket thread to close everything and stop.
@@ -243,6 +249,7 @@ fn request(r: Request) {
             error_text(&e)
         ));
     }
+    poller::nudge();
 }
 
 /// Reserves a fresh socket id.

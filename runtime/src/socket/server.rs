@@ -24,6 +24,7 @@ use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// The token of the waker that request() fires; socket tokens are socket ids.
 pub(super) const WAKER: Token = Token(usize::MAX);
@@ -147,10 +148,13 @@ fn render(addr: &SocketAddr) -> String {
     format!("{}:{}", addr.ip(), addr.port())
 }
 
-struct Server {
+pub(super) struct Server {
     /// Where events, log lines and the time come from and go.
     node: Arc<dyn Node>,
     poll: Poll,
+    requests: Receiver<Request>,
+    /// The readiness buffer; None once the server has stopped.
+    events: Option<Events>,
     sockets: HashMap<i32, Socket>,
     scratch: Vec<u8>,
     /// A descriptor held in reserve: when accept runs out of descriptors it is given up
@@ -164,28 +168,35 @@ fn open_spare() -> Option<std::fs::File> {
     std::fs::File::open("/dev/null").ok()
 }
 
-/// The socket thread: polls, handles readiness, then serves the queued requests (the
-/// waker only ends the poll), until `Exit`.
-pub(super) fn run(poll: Poll, requests: Receiver<Request>, node: Arc<dyn Node>) {
-    let mut server = Server {
-        node,
-        poll,
-        sockets: HashMap::new(),
-        scratch: vec![0; SCRATCH],
-        spare_fd: open_spare(),
-    };
-    let mut events = Events::with_capacity(256);
-    loop {
-        if let Err(e) = server.poll.poll(&mut events, None) {
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
+impl Server {
+    pub(super) fn new(poll: Poll, requests: Receiver<Request>, node: Arc<dyn Node>) -> Server {
+        Server {
+            node,
+            poll,
+            requests,
+            events: Some(Events::with_capacity(256)),
+            sockets: HashMap::new(),
+            scratch: vec![0; SCRATCH],
+            spare_fd: open_spare(),
+        }
+    }
+
+    /// One turn of the poll loop: waits up to `timeout` for readiness (the waker only
+    /// ends the wait), handles it, then serves the queued requests. False once `Exit`
+    /// was served (every socket is closed then) or the poll set broke.
+    pub(super) fn turn(&mut self, timeout: Option<Duration>) -> bool {
+        // Taken out for the turn: handling readiness needs the server mutably.
+        let Some(mut events) = self.events.take() else {
+            return false;
+        };
+        if let Err(e) = self.poll.poll(&mut events, timeout) {
+            if e.kind() != io::ErrorKind::Interrupted {
+                // Upstream logs this and polls again. Any error but EINTR means the poll
+                // set itself is broken (EBADF, EINVAL), so polling again would only spin.
+                self.node
+                    .log(&format!("socket-server error: {}", error_text(&e)));
+                return false;
             }
-            // Upstream logs this and polls again. Any error but EINTR means the poll set
-            // itself is broken (EBADF, EINVAL), so polling again would only spin.
-            server
-                .node
-                .log(&format!("socket-server error: {}", error_text(&e)));
-            return;
         }
         for ev in events.iter() {
             if ev.token() == WAKER {
@@ -193,24 +204,30 @@ pub(super) fn run(poll: Poll, requests: Receiver<Request>, node: Arc<dyn Node>) 
             }
             let id = ev.token().0 as i32;
             if ev.is_read_closed() {
-                server.peer_closed(id);
+                self.peer_closed(id);
             }
-            server.ready(
+            self.ready(
                 id,
                 ev.is_readable() || ev.is_read_closed(),
                 ev.is_writable() || ev.is_error(),
             );
         }
-        while let Ok(r) = requests.try_recv() {
-            if !server.serve(r) {
-                server.close_all();
-                return;
+        self.events = Some(events);
+        while let Ok(r) = self.requests.try_recv() {
+            if !self.serve(r) {
+                self.close_all();
+                self.events = None;
+                return false;
             }
         }
+        true
     }
-}
 
-impl Server {
+    /// Whether requests wait to be served.
+    pub(super) fn has_requests(&self) -> bool {
+        !self.requests.is_empty()
+    }
+
     fn register(&mut self, s: &mut Socket) -> io::Result<()> {
         let token = Token(s.id as usize);
         let registry = self.poll.registry();
@@ -987,6 +1004,10 @@ mod tests {
         fn now(&self) -> u64 {
             42
         }
+
+        fn idle_worker(&self) -> bool {
+            false
+        }
     }
 
     struct Running {
@@ -1008,7 +1029,8 @@ mod tests {
             let (tx, rx) = unbounded();
             let poll = Poll::new().expect("poll");
             let waker = Arc::new(mio::Waker::new(poll.registry(), WAKER).expect("waker"));
-            let thread = std::thread::spawn(move || run(poll, rx, node));
+            let mut server = Server::new(poll, rx, node);
+            let thread = std::thread::spawn(move || while server.turn(None) {});
             Running {
                 tx,
                 waker,
