@@ -227,6 +227,25 @@ fn socket_tcp() {
 }
 
 #[test]
+fn socket_write_order() {
+    // Two workers: writers run in parallel, and one of the idle ones polls the sockets.
+    // One worker: it polls between services, and the socket thread serves what it
+    // queues while it runs (netstat, partial writes).
+    for threads in [2, 1] {
+        let r = run_pass(NodeSpec::new("test_socket_order").threads(threads));
+        for w in 1..=4 {
+            r.launched_n(&format!("snlua test_socket_order writer {w}"), 1);
+        }
+        r.cleanup();
+    }
+}
+
+#[test]
+fn socket_tcp_one_worker() {
+    run_pass(NodeSpec::new("test_socket").threads(1)).cleanup();
+}
+
+#[test]
 fn socket_udp() {
     let r = run_pass(NodeSpec::new("test_udp"));
     r.assert_log("] socket: drop udp package from ");
