@@ -8,6 +8,7 @@ pub mod crypt;
 pub mod md5;
 pub mod memory;
 pub mod mongo;
+pub mod multicast;
 pub mod netpack;
 pub mod profile;
 pub mod seri;
@@ -31,5 +32,6 @@ pub unsafe fn preload_all(l: *mut lua_State) {
         lua::preload(l, c"bson", bson::open);
         lua::preload(l, c"md5.core", md5::open);
         lua::preload(l, c"skynet.mongo.driver", mongo::open);
+        lua::preload(l, c"skynet.multicast.core", multicast::open);
     }
 }
