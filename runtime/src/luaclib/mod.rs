@@ -5,6 +5,7 @@ pub mod bson;
 pub mod clientsocket;
 pub mod core;
 pub mod crypt;
+pub mod debugchannel;
 pub mod md5;
 pub mod memory;
 pub mod mongo;
@@ -33,5 +34,6 @@ pub unsafe fn preload_all(l: *mut lua_State) {
         lua::preload(l, c"md5.core", md5::open);
         lua::preload(l, c"skynet.mongo.driver", mongo::open);
         lua::preload(l, c"skynet.multicast.core", multicast::open);
+        lua::preload(l, c"skynet.debugchannel", debugchannel::open);
     }
 }
