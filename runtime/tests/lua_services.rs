@@ -257,11 +257,16 @@ fn debug_console() {
     r.cleanup();
 }
 
-/// Every test service in test/ has a test above (helpers are named svc_*, snax_* and
-/// tester.lua), so none is silently left out.
+/// Every test service in test/ has a test above or in a test file of its own (helpers
+/// are named svc_*, snax_* and tester.lua), so none is silently left out.
 #[test]
 fn every_test_service_is_run() {
-    let me = include_str!("lua_services.rs");
+    let me = [
+        include_str!("lua_services.rs"),
+        include_str!("multicast.rs"),
+        include_str!("remotedebug.rs"),
+    ]
+    .concat();
     let dir = common::repo_root().join("test");
     let mut missing = Vec::new();
     for entry in std::fs::read_dir(&dir).unwrap() {

@@ -144,10 +144,12 @@ unsafe fn bind(l: *mut lua_State) -> Result<c_int, Raise> {
         let refs = arg_integer(l, 2)? as c_int;
         let cell = arg_cell(l)?;
         let package = *cell;
-        if (*package).refs.load(Ordering::Acquire) != 0 {
+        let bound = (*package)
+            .refs
+            .compare_exchange(0, refs, Ordering::AcqRel, Ordering::Acquire);
+        if bound.is_err() {
             return Err(raise!("Can't bind a multicast package more than once"));
         }
-        (*package).refs.store(refs, Ordering::Release);
         drop(Box::from_raw(cell));
         ffi::lua_pushlightuserdata(l, package as *mut c_void);
     }
