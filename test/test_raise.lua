@@ -13,6 +13,8 @@ local md5 = require "md5.core"
 local driver = require "skynet.mongo.driver"
 local profile = require "skynet.profile"
 local codecache = require "skynet.codecache"
+local mc = require "skynet.multicast.core"
+local debugchannel = require "skynet.debugchannel"
 local tester = require "tester"
 
 local ROUNDS = 100000
@@ -57,6 +59,11 @@ end
 local function case(what, needle, fn, ...)
 	return { what = what, needle = needle, fn = fn, args = table.pack(...) }
 end
+
+-- what the multicast and debugchannel cases work on
+local self_cell = mc.pack(c.pack "a multicast message")
+local debugchannel_writer, channel_address = debugchannel.create()
+local debugchannel_reader = debugchannel.connect(channel_address)
 
 local function cases(self, payload, buffer, doc, indexed, bad_doc)
 	local loop = {}
@@ -222,6 +229,18 @@ local function cases(self, payload, buffer, doc, indexed, bad_doc)
 		case("codecache.search", "error loading module 'raise_bad' from file", search, bad_path, "raise_bad"),
 		case("codecache.search path", "'package.path' must be a string", search, nil, "raise_bad"),
 		case("codecache.mode", "invalid option", codecache.mode, "bad"),
+		-- skynet.multicast.core (a live cell) and skynet.debugchannel (a channel whose
+		-- reader is taken)
+		case("multicast.pack size", "Size should be 32bit integer", mc.pack, payload, -1),
+		case("multicast.unpack size", "Invalid multicast package size 4", mc.unpack, self_cell, 4),
+		case("multicast.unpack null", "Invalid multicast cell (null pointer)", mc.unpack, nil, 8),
+		case("multicast.close null", "Invalid multicast package (null pointer)", mc.close, nil),
+		case("multicast.nextid", "number expected", mc.nextid, "x"),
+		case("debugchannel.connect", "Invalid channel pointer", debugchannel.connect, nil),
+		case("debugchannel.connect taken", "new channel failed", debugchannel.connect, channel_address),
+		case("debugchannel.read", "debugchannel expected", debugchannel_writer.read, 1),
+		case("debugchannel.write", "string expected", debugchannel_writer.write, debugchannel_writer, {}),
+		case("debugchannel.sethook", "function expected", debugchannel.sethook, 1, "l"),
 	}
 end
 
@@ -301,6 +320,8 @@ tester.run("test_raise", function()
 	end
 	profile.stop()
 	c.trash(payload, size)
+	mc.close(mc.bind(self_cell, 1))
+	debugchannel.release(debugchannel_reader)
 	os.remove(bad_file)
 	skynet.error(string.format(
 		"test_raise: %d kinds x %d raises in %.1f s; bytes charged before/after, summed over the kinds: %d/%d; %d leaking",

@@ -7,10 +7,12 @@ pub mod bson;
 pub mod clientsocket;
 pub mod core;
 pub mod crypt;
+pub mod debugchannel;
 pub mod lpeg;
 pub mod md5;
 pub mod memory;
 pub mod mongo;
+pub mod multicast;
 pub mod netpack;
 pub mod profile;
 pub mod seri;
@@ -35,5 +37,7 @@ pub unsafe fn preload_all(l: *mut lua_State) {
         lua::preload(l, c"md5.core", md5::open);
         lua::preload(l, c"lpeg", lpeg::open);
         lua::preload(l, c"skynet.mongo.driver", mongo::open);
+        lua::preload(l, c"skynet.multicast.core", multicast::open);
+        lua::preload(l, c"skynet.debugchannel", debugchannel::open);
     }
 }
