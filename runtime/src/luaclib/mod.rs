@@ -12,6 +12,7 @@ pub mod netpack;
 pub mod profile;
 pub mod seri;
 pub mod socketdriver;
+pub mod sproto;
 
 use crate::lua::stack as lua;
 use mlua::ffi::lua_State;
@@ -31,5 +32,6 @@ pub unsafe fn preload_all(l: *mut lua_State) {
         lua::preload(l, c"bson", bson::open);
         lua::preload(l, c"md5.core", md5::open);
         lua::preload(l, c"skynet.mongo.driver", mongo::open);
+        lua::preload(l, c"sproto.core", sproto::open);
     }
 }
