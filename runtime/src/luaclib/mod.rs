@@ -5,6 +5,7 @@ pub mod bson;
 pub mod clientsocket;
 pub mod core;
 pub mod crypt;
+pub mod lpeg;
 pub mod md5;
 pub mod memory;
 pub mod mongo;
@@ -31,6 +32,7 @@ pub unsafe fn preload_all(l: *mut lua_State) {
         lua::preload(l, c"skynet.socketdriver", socketdriver::open);
         lua::preload(l, c"bson", bson::open);
         lua::preload(l, c"md5.core", md5::open);
+        lua::preload(l, c"lpeg", lpeg::open);
         lua::preload(l, c"skynet.mongo.driver", mongo::open);
         lua::preload(l, c"sproto.core", sproto::open);
     }
