@@ -62,7 +62,7 @@ local typical = {
 
 -- about 2 KB once encoded: an address book of nested people
 local big = { person = {} }
-for i = 1, 12 do
+for i = 1, 13 do
 	big.person[i] = {
 		name = "Person" .. i,
 		id = 10000 + i,

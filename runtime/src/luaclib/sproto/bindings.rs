@@ -12,7 +12,7 @@
 use super::buffer::Scratch;
 use super::pack::{pack, packed_bound, unpack, unpacked_len};
 use super::schema::{Schema, Type, BOOLEAN, DOUBLE, INTEGER, STRING};
-use super::{decode, encode};
+use super::{decode, encode, names};
 use crate::lua::raise::{arg_bytes, arg_integer, arg_opt_integer, lua_fn, raise, Raise};
 use crate::lua::stack::{push_bytes, CFunction};
 use mlua::ffi::{self, lua_State};
@@ -149,8 +149,9 @@ unsafe fn encode(l: *mut lua_State) -> Result<c_int, Raise> {
             return Ok(1);
         };
         ffi::lua_settop(l, 2);
+        let names = names::push(l, ffi::lua_upvalueindex(2), schema);
         let mut out = Scratch::take(l);
-        encode::encode(l, schema, ty, 2, &mut out)?;
+        encode::encode(l, schema, ty, 2, names, &mut out)?;
         push_bytes(l, out.bytes());
         out.give_back();
     }
@@ -172,7 +173,8 @@ unsafe fn decode(l: *mut lua_State) -> Result<c_int, Raise> {
             ffi::lua_createtable(l, 0, ty.fields.len().min(announced.into()) as c_int);
         }
         let result = ffi::lua_gettop(l);
-        let used = decode::decode(l, schema, ty, data, result)?;
+        let names = names::push(l, ffi::lua_upvalueindex(1), schema);
+        let used = decode::decode(l, schema, ty, data, result, names)?;
         ffi::lua_settop(l, result);
         ffi::lua_pushinteger(l, used as ffi::lua_Integer);
     }
@@ -330,31 +332,34 @@ unsafe fn loadproto(l: *mut lua_State) -> Result<c_int, Raise> {
 /// # Safety
 /// Called by Lua as a C function.
 pub unsafe extern "C-unwind" fn open(l: *mut lua_State) -> c_int {
-    let plain: [(&std::ffi::CStr, CFunction); 9] = [
+    let plain: [(&std::ffi::CStr, CFunction); 8] = [
         (c"newproto", lua_fn!(newproto)),
         (c"deleteproto", lua_fn!(deleteproto)),
         (c"dumpproto", lua_fn!(dumpproto)),
         (c"querytype", lua_fn!(querytype)),
-        (c"decode", lua_fn!(decode)),
         (c"protocol", lua_fn!(protocol)),
         (c"loadproto", lua_fn!(loadproto)),
         (c"saveproto", lua_fn!(saveproto)),
         (c"default", lua_fn!(default)),
     ];
-    let buffered: [(&std::ffi::CStr, CFunction); 3] = [
-        (c"encode", lua_fn!(encode)),
-        (c"pack", lua_fn!(lpack)),
-        (c"unpack", lua_fn!(lunpack)),
-    ];
+    let buffered: [(&std::ffi::CStr, CFunction); 2] =
+        [(c"pack", lua_fn!(lpack)), (c"unpack", lua_fn!(lunpack))];
     // SAFETY: stack work on a live state.
     unsafe {
         crate::lua::stack::new_lib(l, &plain);
+        // a buffer upvalue starts empty: the first call makes it
         for (name, f) in buffered {
-            // the buffer upvalue starts empty: the first call makes it
             ffi::lua_pushnil(l);
             ffi::lua_pushcclosure(l, f, 1);
             ffi::lua_setfield(l, -2, name.as_ptr());
         }
+        names::new_cache(l);
+        ffi::lua_pushnil(l);
+        ffi::lua_pushvalue(l, -2);
+        ffi::lua_pushcclosure(l, lua_fn!(encode), 2);
+        ffi::lua_setfield(l, -3, c"encode".as_ptr());
+        ffi::lua_pushcclosure(l, lua_fn!(decode), 1);
+        ffi::lua_setfield(l, -2, c"decode".as_ptr());
     }
     1
 }

@@ -30,22 +30,25 @@ struct Level {
 struct Decoder<'s> {
     l: *mut lua_State,
     schema: &'s Schema,
+    /// Stack index of the schema's field names ([`super::names`]).
+    names: c_int,
 }
 
 /// Decodes `data` as `ty` into the table at stack index `result`; returns the bytes
-/// the message used.
+/// the message used. `names` holds the schema's field names.
 ///
 /// # Safety
-/// `l` is a valid state; `result` is an absolute index of a table; `ty` belongs to
-/// `schema`; `data` stays alive during the call.
+/// `l` is a valid state; `result` and `names` are absolute stack indexes, `result` of
+/// a table; `ty` belongs to `schema`; `data` stays alive during the call.
 pub unsafe fn decode<'s>(
     l: *mut lua_State,
     schema: &'s Schema,
     ty: &'s Type,
     data: &[u8],
     result: c_int,
+    names: c_int,
 ) -> Result<usize, Fault<'s>> {
-    let d = Decoder { l, schema };
+    let d = Decoder { l, schema, names };
     // SAFETY: forwarded.
     unsafe { d.strukt(ty, data, result, None, 0) }
 }
@@ -154,7 +157,17 @@ impl<'s> Decoder<'s> {
                     ffi::lua_replace(self.l, slot);
                 }
             }
-            ffi::lua_setfield(self.l, level.result, f.name.as_ptr());
+            self.set(level.result, f);
+        }
+    }
+
+    /// `t[name of f] = ` the value on top (popped).
+    unsafe fn set(&self, t: c_int, f: &Field) {
+        // SAFETY: the value is on top of a valid state; `t` is below it.
+        unsafe {
+            ffi::lua_rawgeti(self.l, self.names, f.slot.into());
+            ffi::lua_rotate(self.l, -2, 1);
+            ffi::lua_settable(self.l, t);
         }
     }
 
@@ -215,7 +228,7 @@ impl<'s> Decoder<'s> {
         unsafe {
             ffi::lua_createtable(self.l, narr as c_int, nrec as c_int);
             ffi::lua_pushvalue(self.l, -1);
-            ffi::lua_setfield(self.l, level.result, f.name.as_ptr());
+            self.set(level.result, f);
             ffi::lua_gettop(self.l)
         }
     }

@@ -31,20 +31,25 @@ enum Source {
 struct Encoder<'s> {
     l: *mut lua_State,
     schema: &'s Schema,
+    /// Stack index of the schema's field names ([`super::names`]).
+    names: c_int,
 }
 
-/// Encodes the table at `table` as `ty` into `out`.
+/// Encodes the table at `table` as `ty` into `out`; `names` holds the schema's field
+/// names.
 ///
 /// # Safety
-/// `l` is a valid state; `table` is an absolute stack index; `ty` belongs to `schema`.
+/// `l` is a valid state; `table` and `names` are absolute stack indexes; `ty` belongs
+/// to `schema`.
 pub unsafe fn encode<'s>(
     l: *mut lua_State,
     schema: &'s Schema,
     ty: &'s Type,
     table: c_int,
+    names: c_int,
     out: &mut Scratch,
 ) -> Result<(), Fault<'s>> {
-    let e = Encoder { l, schema };
+    let e = Encoder { l, schema, names };
     // SAFETY: forwarded.
     unsafe { e.strukt(ty, Source::Table(table), 0, out) }
 }
@@ -77,7 +82,8 @@ impl<'s> Encoder<'s> {
         unsafe {
             match src {
                 Source::Table(t) => {
-                    ffi::lua_getfield(self.l, t, f.name.as_ptr());
+                    ffi::lua_rawgeti(self.l, self.names, f.slot.into());
+                    ffi::lua_gettable(self.l, t);
                 }
                 Source::Pair(k, _) if pos == 0 => ffi::lua_pushvalue(self.l, k),
                 Source::Pair(_, v) if pos == 1 => ffi::lua_pushvalue(self.l, v),

@@ -7,6 +7,8 @@
 //!   and writing the table directly (no per-field callback or allocation);
 //! * [`pack`]: the 0-packing of messages on the wire;
 //! * [`buffer`]: the Lua-owned output buffer the encoder and packer write into;
+//! * [`names`]: each VM's field names as Lua strings, so fields are looked up by a
+//!   string value rather than a C string;
 //! * [`bindings`]: the Lua functions, with upstream's arguments, results and error
 //!   texts, and the 16 process-wide schema slots of `saveproto` / `loadproto`.
 //!
@@ -18,6 +20,7 @@ mod bindings;
 mod buffer;
 mod decode;
 mod encode;
+mod names;
 mod pack;
 mod schema;
 

@@ -13,6 +13,7 @@
 
 use std::ffi::CString;
 use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Field kinds, as the wire and the bundle number them.
 pub const INTEGER: u8 = 0;
@@ -37,6 +38,9 @@ pub struct Field {
     pub map: bool,
     /// Integer: the decimal multiplier (0 for a plain integer). String: 1 for binary.
     pub extra: i32,
+    /// The field's position among all fields of the schema, counted from 1: where a
+    /// VM's table of field-name strings has its name ([`super::names`]).
+    pub slot: i32,
 }
 
 pub struct Type {
@@ -61,6 +65,8 @@ pub struct Protocol {
 }
 
 pub struct Schema {
+    /// Unique in the process (a schema freed and another made at its address differ).
+    pub id: u64,
     pub types: Box<[Type]>,
     /// In the bundle's order, which the parser sorts by tag.
     pub protocols: Box<[Protocol]>,
@@ -171,6 +177,7 @@ fn read_field(body: &[u8], ntypes: usize) -> Option<Field> {
         key: -1,
         map: false,
         extra: 0,
+        slot: 0,
     };
     let mut named = false;
     let mut kind = -1i32;
@@ -328,7 +335,9 @@ impl Schema {
             .into_iter()
             .map(|b| read_protocol(b, ntypes))
             .collect::<Option<Vec<_>>>()?;
+        static IDS: AtomicU64 = AtomicU64::new(1);
         Some(Schema {
+            id: IDS.fetch_add(1, Ordering::Relaxed),
             types: types.into_boxed_slice(),
             protocols: protocols.into_boxed_slice(),
         })
@@ -338,10 +347,20 @@ impl Schema {
     pub fn boxed(self) -> Box<Schema> {
         let mut b = Box::new(self);
         let owner: *const Schema = &*b;
+        let mut slot = 0;
         for t in b.types.iter_mut() {
             t.owner = owner;
+            for f in t.fields.iter_mut() {
+                slot += 1;
+                f.slot = slot;
+            }
         }
         b
+    }
+
+    /// Every field, in slot order.
+    pub fn fields(&self) -> impl Iterator<Item = &Field> {
+        self.types.iter().flat_map(|t| t.fields.iter())
     }
 
     /// The first type called `name`.
