@@ -186,6 +186,11 @@ fn snax() {
 }
 
 #[test]
+fn sproto() {
+    run_pass(NodeSpec::new("test_sproto")).cleanup();
+}
+
+#[test]
 fn serializer_round_trips() {
     run_pass(NodeSpec::new("test_serialize").threads(2)).cleanup();
 }
@@ -326,6 +331,7 @@ fn same_tests_pass_on_upstream_lualib_needs_skynet_upstream() {
         "test_deadcall",
         "test_kill",
         "test_serialize",
+        "test_sproto",
         "test_snax",
         "test_datacenter",
         "test_udp",

@@ -17,6 +17,7 @@ pub mod netpack;
 pub mod profile;
 pub mod seri;
 pub mod socketdriver;
+pub mod sproto;
 
 use crate::lua::stack as lua;
 use mlua::ffi::lua_State;
@@ -39,5 +40,6 @@ pub unsafe fn preload_all(l: *mut lua_State) {
         lua::preload(l, c"skynet.mongo.driver", mongo::open);
         lua::preload(l, c"skynet.multicast.core", multicast::open);
         lua::preload(l, c"skynet.debugchannel", debugchannel::open);
+        lua::preload(l, c"sproto.core", sproto::open);
     }
 }
