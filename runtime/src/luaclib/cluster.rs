@@ -5,9 +5,10 @@
 //! header packet announcing its size, then parts of at most `MULTI_PART` bytes that all
 //! carry the request's session. Responses follow the same idea with their own type byte.
 //!
-//! Every framed string is built once, in memory from the VM's own allocator, and handed to
-//! Lua as an external string ([`push_frame`]): the message bytes are copied exactly once,
-//! from the payload into the string Lua keeps.
+//! A framed string over [`SMALL_FRAME`] bytes is built once, in memory from the VM's own
+//! allocator, and handed to Lua as an external string ([`push_frame`]): the message bytes
+//! are copied exactly once, from the payload into the string Lua keeps. A smaller one is
+//! assembled on the stack and copied, which costs less than a second allocation.
 //!
 //! Requests free the message buffer they are given (always, errors included); responses
 //! never do, because the buffer belongs to the caller (clusterd answers with a buffer
@@ -41,6 +42,10 @@ const RESP_MULTI_BEGIN: u8 = 2;
 const RESP_MULTI_PART: u8 = 3;
 const RESP_MULTI_END: u8 = 4;
 
+/// Frames up to this size are assembled on the stack and copied into Lua; a larger one
+/// is worth the allocation that saves that second copy.
+const SMALL_FRAME: usize = 512;
+
 /// Pushes `len(head + body)` as a big-endian u16, then `head`, then `body`, as one Lua
 /// string. The caller keeps the frame under 64 KiB.
 ///
@@ -51,6 +56,15 @@ unsafe fn push_frame(l: *mut lua_State, head: &[u8], body: &[u8]) -> Result<(), 
     let size = head.len() + body.len();
     debug_assert!(size <= 0xffff);
     let len = size + 2;
+    if len <= SMALL_FRAME {
+        let mut frame = [0u8; SMALL_FRAME];
+        frame[..2].copy_from_slice(&(size as u16).to_be_bytes());
+        frame[2..2 + head.len()].copy_from_slice(head);
+        frame[2 + head.len()..len].copy_from_slice(body);
+        // SAFETY: Lua copies the bytes; the array is plain data.
+        unsafe { push_bytes(l, &frame[..len]) };
+        return Ok(());
+    }
     let mut ud = ptr::null_mut();
     // SAFETY: the block comes from the VM's allocator with room for the frame and the
     // NUL Lua wants after an external string; once pushed, Lua owns it and frees it with
@@ -780,6 +794,10 @@ fails('Invalid req package type -112', c.unpackrequest, '\x90abcdef')
             r#"
 eq(frame(u32(5) .. '\1ok'), c.packresponse(5, true, 'ok'))
 eq(frame(u32(5) .. '\0bad'), c.packresponse(5, false, 'bad'))
+for n = 500, 520 do -- both sides of SMALL_FRAME
+  local m = string.rep('s', n)
+  eq(frame(u32(3) .. '\1' .. m), c.packresponse(3, true, m), 'response of ' .. n)
+end
 local p, n = buf('ptrmsg')
 eq(frame(u32(6) .. '\1ptrmsg'), c.packresponse(6, true, p, n))
 eq('ptrmsg', take(p, n), 'the message is not freed')
