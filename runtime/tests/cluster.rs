@@ -245,11 +245,8 @@ fn reload_moves_a_node_with_calls_in_flight() {
         "cluster-reload-client",
         &spec(
             "test_cluster_reload",
-            &[],
-            &[
-                format!("cluster_a = \"127.0.0.1:{pa}\""),
-                format!("cluster_b = \"127.0.0.1:{pb}\""),
-            ],
+            &[("server", pb)],
+            &[format!("cluster_a = \"127.0.0.1:{pa}\"")],
         ),
     );
     client.assert_pass("test_cluster_reload");

@@ -261,7 +261,8 @@ fn debug_console() {
 /// tester.lua), so none is silently left out.
 #[test]
 fn every_test_service_is_run() {
-    let me = include_str!("lua_services.rs");
+    // the cluster tests run several nodes at once, from tests/cluster.rs
+    let me = concat!(include_str!("lua_services.rs"), include_str!("cluster.rs"));
     let dir = common::repo_root().join("test");
     let mut missing = Vec::new();
     for entry in std::fs::read_dir(&dir).unwrap() {
