@@ -8,9 +8,11 @@
 --   HOLD n         -> never answered; logs "holding <n> calls" at the n-th
 --   HELD           -> how many HOLD calls are waiting
 --   NOTE v / NOTED -> a push stores v, a call reads it back
--- and logs "cluster server ready" once it listens.
+-- starts the unique snax service snax_clustered (for cluster.snax), and logs
+-- "cluster server ready" once it listens.
 local skynet = require "skynet"
 local cluster = require "skynet.cluster"
+local snax = require "skynet.snax"
 
 local role = ...
 
@@ -60,6 +62,7 @@ else
 	skynet.start(function()
 		local echo = skynet.newservice("cluster_server", "echo")
 		cluster.register("echo", echo)
+		snax.uniqueservice("snax_clustered")
 		cluster.open(skynet.getenv "cluster_node")
 		skynet.error("cluster server ready")
 	end)

@@ -1,8 +1,8 @@
 -- Calls node "server" (test/cluster_server.lua, on this core or on C skynet; this
 -- service also runs on C skynet with upstream's lualib) every way the cluster API
 -- offers: calls by name and by handle, pushes, messages just under, at and over
--- the 32 KiB part size both ways, name queries, a proxy, an unknown name and a
--- traced call. Config key cluster_peer_tag: what the server's WHO answers.
+-- the 32 KiB part size both ways, name queries, a proxy, a snax service, an
+-- unknown name and a traced call. Config key cluster_peer_tag: what the server's WHO answers.
 local skynet = require "skynet"
 local cluster = require "skynet.cluster"
 local tester = require "tester"
@@ -42,6 +42,11 @@ tester.run("test_cluster_peer", function()
 
 	tester.failed(table.pack(pcall(cluster.call, "server", "@nobody", "WHO")), "call failed",
 		"unknown name")
+
+	local counter = cluster.snax("server", "snax_clustered")
+	counter.post.add(5)
+	tester.eq(counter.req.echo("snax"), "snax", "snax request")
+	tester.eq(counter.req.get(), 5, "snax post, then request")
 
 	skynet.trace("cluster peer")
 	tester.eq(call("ECHO", "traced"), "traced", "traced call")

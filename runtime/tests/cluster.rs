@@ -406,7 +406,8 @@ fn c_node(tag: &str, tree: &Path, start: &str, nodes: &[(&str, u16)], lines: &[S
         let mut c = format!(
             "thread = 4\nharbor = 0\nstart = {start}\nbootstrap = \"snlua bootstrap\"\n\
              luaservice = {luaservice}\nlualoader = {loader}\nlua_path = {lua_path}\n\
-             lua_cpath = {cpath}\ncpath = {cservice}\nlogger = {logger}\ncluster = {cluster}\n",
+             lua_cpath = {cpath}\ncpath = {cservice}\nlogger = {logger}\ncluster = {cluster}\n\
+             snax = {snax}\n",
             start = lua_str(start),
             luaservice = lua_str(&format!("{t}/service/?.lua;{}/?.lua", test.display())),
             loader = lua_str(&format!("{t}/lualib/loader.lua")),
@@ -418,6 +419,7 @@ fn c_node(tag: &str, tree: &Path, start: &str, nodes: &[(&str, u16)], lines: &[S
             cservice = lua_str(&format!("{t}/cservice/?.so")),
             logger = lua_str(&log.display().to_string()),
             cluster = lua_str(&name),
+            snax = lua_str(&format!("{}/?.lua", test.display())),
         );
         for l in lines {
             c.push_str(l);
