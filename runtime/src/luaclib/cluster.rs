@@ -22,7 +22,7 @@ use std::ffi::{c_char, c_int};
 use std::{ptr, slice};
 
 /// Size of one part of a large message, and the smallest message sent in parts.
-pub const MULTI_PART: usize = 0x8000;
+const MULTI_PART: usize = 0x8000;
 
 /// Request kinds: the first byte of a request body.
 const REQ_NUMBER: u8 = 0;
