@@ -26,11 +26,14 @@ use std::process::{Child, Command, ExitCode, ExitStatus, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// One benchmark: the name used on the command line and in the `BENCH` line, and what
-/// it measures (for `--list`).
+/// One benchmark: the name used on the command line and in the `BENCH` line, what it
+/// measures (for `--list`), and whether it needs two harbor nodes: harbor 1 (the
+/// master) runs the service with `bench_role = "sink"` and prints `BENCHREADY`, then
+/// harbor 2 runs it as the measured node.
 struct Bench {
     name: &'static str,
     about: &'static str,
+    harbor: bool,
 }
 
 /// In the order they run. The start service of `name` is `bench/bench_<name>.lua`.
@@ -38,24 +41,41 @@ const BENCHES: &[Bench] = &[
     Bench {
         name: "send",
         about: "one producer floods a consumer with skynet.send, then syncs with a call",
+        harbor: false,
     },
     Bench {
         name: "call",
         about: "sequential skynet.call round trips to an echo service",
+        harbor: false,
     },
     Bench {
         name: "spawn",
         about: "sequential skynet.newservice of an idle service; memory per service; kill",
+        harbor: false,
     },
     Bench {
         name: "timer",
         about: "many coroutines doing skynet.sleep(1) repeatedly; wall time over ideal",
+        harbor: false,
     },
     Bench {
         name: "seri",
         about: "skynet.pack/unpack round trips of a ~700-byte nested table",
+        harbor: false,
+    },
+    Bench {
+        name: "harbor_send",
+        about: "skynet.send floods a service on another harbor node, then syncs with a call",
+        harbor: true,
     },
 ];
+
+/// A node's place in a two-node harbor benchmark.
+struct HarborNode {
+    id: u32,
+    master: u16,
+    address: u16,
+}
 
 /// Default per-run limit. The defaults take a few seconds; this only stops a node that
 /// hangs (a benchmark that never reports, a binary that never starts the service).
@@ -207,7 +227,7 @@ impl Setup {
     }
 
     /// The node config for one benchmark.
-    fn config(&self, bench: &Bench, o: &Options) -> String {
+    fn config(&self, bench: &Bench, o: &Options, harbor: Option<&HarborNode>) -> String {
         let lib = |rest: &str| format!("{}/{}", self.lib_root.display(), rest);
         let bench_dir = |rest: &str| format!("{}/bench/{}", self.repo.display(), rest);
         let mut c = String::new();
@@ -215,7 +235,20 @@ impl Setup {
         // SKYNET_ROOT is set); the trailing slash matches upstream's `root = "./"`.
         let _ = writeln!(c, "root = {}", lua_str(&lib("")));
         let _ = writeln!(c, "thread = {}", o.threads);
-        let _ = writeln!(c, "harbor = 0");
+        match harbor {
+            None => {
+                let _ = writeln!(c, "harbor = 0");
+            }
+            Some(h) => {
+                let _ = writeln!(c, "harbor = {}", h.id);
+                let _ = writeln!(c, "master = \"127.0.0.1:{}\"", h.master);
+                let _ = writeln!(c, "address = \"127.0.0.1:{}\"", h.address);
+                if h.id == 1 {
+                    let _ = writeln!(c, "standalone = \"127.0.0.1:{}\"", h.master);
+                    let _ = writeln!(c, "bench_role = \"sink\"");
+                }
+            }
+        }
         let _ = writeln!(c, "start = {}", lua_str(&format!("bench_{}", bench.name)));
         let _ = writeln!(c, "bootstrap = \"snlua bootstrap\"");
         // bench/ first, so a benchmark service cannot be shadowed by a library service.
@@ -264,11 +297,30 @@ fn run_once(setup: &Setup, bench: &Bench, o: &Options, run: usize) -> Result<Fig
     ));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let config = dir.join("config.lua");
-    std::fs::write(&config, setup.config(bench, o))
-        .map_err(|e| format!("cannot write {}: {e}", config.display()))?;
+    let write = |name: &str, h: Option<&HarborNode>| {
+        let config = dir.join(name);
+        std::fs::write(&config, setup.config(bench, o, h))
+            .map_err(|e| format!("cannot write {}: {e}", config.display()))?;
+        Ok::<PathBuf, String>(config)
+    };
+    let mut sink = None;
+    let config = if bench.harbor {
+        let [master, address1, address2] = [free_port()?, free_port()?, free_port()?];
+        let node = |id, address| HarborNode {
+            id,
+            master,
+            address,
+        };
+        let sink_config = write("sink.lua", Some(&node(1, address1)))?;
+        sink = Some(Sink::start(&setup.bin, &dir, &sink_config, o.timeout)?);
+        write("config.lua", Some(&node(2, address2)))?
+    } else {
+        write("config.lua", None)?
+    };
 
-    let out = run_node(&setup.bin, &dir, &config, o.timeout)?;
+    let out = run_node(&setup.bin, &dir, &config, o.timeout);
+    drop(sink);
+    let out = out?;
     let result = parse_output(bench.name, &out.stdout).map_err(|why| {
         let status = match out.status {
             Some(s) => s.to_string(),
@@ -288,6 +340,53 @@ fn run_once(setup: &Setup, bench: &Bench, o: &Options, run: usize) -> Result<Fig
         let _ = std::fs::remove_dir_all(&dir);
     }
     result
+}
+
+/// A free TCP port on 127.0.0.1 (free when asked; the node binds it a moment later).
+fn free_port() -> Result<u16, String> {
+    std::net::TcpListener::bind(("127.0.0.1", 0))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| format!("cannot find a free port: {e}"))
+}
+
+/// The sink node of a harbor benchmark; killed when dropped.
+struct Sink(Child);
+
+impl Sink {
+    /// Starts the node and waits until it prints `BENCHREADY`.
+    fn start(bin: &Path, dir: &Path, config: &Path, timeout: Duration) -> Result<Sink, String> {
+        let out = dir.join("sink.txt");
+        let file = std::fs::File::create(&out)
+            .map_err(|e| format!("cannot create {}: {e}", out.display()))?;
+        let child = Command::new(bin)
+            .arg(config)
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(file)
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
+        let mut sink = Sink(child);
+        let start = Instant::now();
+        loop {
+            let text = std::fs::read_to_string(&out).unwrap_or_default();
+            if text.contains("BENCHREADY") {
+                return Ok(sink);
+            }
+            if !matches!(sink.0.try_wait(), Ok(None)) || start.elapsed() > timeout {
+                return Err(format!("the sink node did not get ready\n{text}"));
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 struct NodeOutput {

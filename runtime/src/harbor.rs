@@ -1,16 +1,20 @@
 //! Remote routing: sends to a global name, or to a handle of another harbor, are handed
 //! to the `harbor` service, which knows the names and the links to other nodes.
 //!
-//! The hand-off is a PTYPE_SYSTEM message to the harbor service whose payload is a
-//! [`Remote`] header followed by the original payload; source and session travel in the
-//! message itself.
+//! The hand-off is a PTYPE_SYSTEM message to the harbor service; source and session
+//! travel in the message itself. Its payload is the original payload grown in place by
+//! a [`TRAILER`]: the destination handle (u32 little-endian, 0 for a name), the original
+//! type, the name's length and the name padded to [`GLOBALNAME_LENGTH`]. Growing the
+//! buffer (realloc) instead of copying it leaves a remote message with one copy on its
+//! way out, the one into the socket frame.
 
 use crate::context;
-use crate::message::{Message, Payload, PTYPE_SYSTEM};
+use crate::message::{self, Message, Payload, PTYPE_SYSTEM};
+use std::ptr;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 pub const GLOBALNAME_LENGTH: usize = 16;
-const HEADER: usize = 4 + 1 + 1 + GLOBALNAME_LENGTH;
+const TRAILER: usize = 4 + 1 + 1 + GLOBALNAME_LENGTH;
 
 /// The harbor service (0 before it starts: remote messages are then dropped).
 static REMOTE: AtomicU32 = AtomicU32::new(0);
@@ -20,16 +24,28 @@ pub fn start(harbor_service: u32) {
 }
 
 /// Where a remote message goes.
+#[derive(Debug, PartialEq, Eq)]
 pub enum Target {
     Handle(u32),
     Name(Vec<u8>),
 }
 
-/// A decoded hand-off.
+/// A decoded hand-off: the original message's target, type and payload.
+#[derive(Debug)]
 pub struct Remote {
     pub target: Target,
     pub ptype: u8,
-    pub payload: Vec<u8>,
+    pub payload: Payload,
+}
+
+fn trailer(handle: u32, name: &[u8], ptype: u8) -> [u8; TRAILER] {
+    let name = &name[..name.len().min(GLOBALNAME_LENGTH)];
+    let mut trailer = [0u8; TRAILER];
+    trailer[..4].copy_from_slice(&handle.to_le_bytes());
+    trailer[4] = ptype;
+    trailer[5] = name.len() as u8;
+    trailer[6..6 + name.len()].copy_from_slice(name);
+    trailer
 }
 
 fn hand_off(handle: u32, name: &[u8], msg: Message) {
@@ -37,22 +53,19 @@ fn hand_off(handle: u32, name: &[u8], msg: Message) {
     if remote == 0 {
         return;
     }
-    let name = &name[..name.len().min(GLOBALNAME_LENGTH)];
-    let mut buf = Vec::with_capacity(HEADER + msg.len());
-    buf.extend_from_slice(&handle.to_le_bytes());
-    buf.push(msg.ptype());
-    buf.push(name.len() as u8);
-    let mut padded = [0u8; GLOBALNAME_LENGTH];
-    padded[..name.len()].copy_from_slice(name);
-    buf.extend_from_slice(&padded);
-    buf.extend_from_slice(msg.bytes());
-    let wrapped = Message::new(
-        msg.source,
-        msg.session,
-        PTYPE_SYSTEM,
-        Payload::copy_of(&buf),
-    );
-    context::deliver(remote, wrapped);
+    let trailer = trailer(handle, name, msg.ptype());
+    let (source, session, len) = (msg.source, msg.session, msg.len());
+    let raw = msg.into_payload().into_raw();
+    // SAFETY: `raw` is null or the live payload buffer we just took over from the
+    // message; realloc keeps its `len` bytes and returns a buffer of len + TRAILER.
+    let grown = unsafe { message::payload_realloc(raw, len + TRAILER) };
+    // SAFETY: `grown` has room for len + TRAILER bytes, and a local array cannot
+    // overlap the heap buffer.
+    unsafe { ptr::copy_nonoverlapping(trailer.as_ptr(), grown.add(len), TRAILER) };
+    // SAFETY: `grown` is a live payload buffer whose len + TRAILER bytes are all
+    // initialised (the payload, then the trailer), and nothing else owns it.
+    let payload = unsafe { Payload::from_raw(grown, len + TRAILER) };
+    context::deliver(remote, Message::new(source, session, PTYPE_SYSTEM, payload));
 }
 
 /// Hands `msg` for the global name `name` to the harbor service.
@@ -65,22 +78,54 @@ pub fn send_handle(dest: u32, msg: Message) {
     hand_off(dest, &[], msg);
 }
 
-/// Decodes a hand-off payload; None if it is not one.
-pub fn decode(bytes: &[u8]) -> Option<Remote> {
-    if bytes.len() < HEADER {
-        return None;
+/// Takes a hand-off apart; gives the message back if it is too short to be one.
+pub fn decode(msg: Message) -> Result<Remote, Message> {
+    let len = msg.len();
+    if len < TRAILER {
+        return Err(msg);
     }
-    let handle = u32::from_le_bytes(bytes[0..4].try_into().ok()?);
-    let ptype = bytes[4];
-    let name_len = (bytes[5] as usize).min(GLOBALNAME_LENGTH);
-    let target = if name_len > 0 {
-        Target::Name(bytes[6..6 + name_len].to_vec())
-    } else {
-        Target::Handle(handle)
+    let trailer = &msg.bytes()[len - TRAILER..];
+    let handle = u32::from_le_bytes([trailer[0], trailer[1], trailer[2], trailer[3]]);
+    let ptype = trailer[4];
+    let name_len = (trailer[5] as usize).min(GLOBALNAME_LENGTH);
+    let target = match name_len {
+        0 => Target::Handle(handle),
+        n => Target::Name(trailer[6..6 + n].to_vec()),
     };
-    Some(Remote {
+    let raw = msg.into_payload().into_raw();
+    // SAFETY: `raw` is the live buffer the message owned, holding `len` initialised
+    // bytes; the payload keeps the first len - TRAILER of them and frees the buffer.
+    let payload = unsafe { Payload::from_raw(raw, len - TRAILER) };
+    Ok(Remote {
         target,
         ptype,
-        payload: bytes[HEADER..].to_vec(),
+        payload,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wrap(handle: u32, name: &[u8], ptype: u8, bytes: &[u8]) -> Message {
+        let mut all = bytes.to_vec();
+        all.extend_from_slice(&trailer(handle, name, ptype));
+        Message::new(7, 9, PTYPE_SYSTEM, Payload::copy_of(&all))
+    }
+
+    #[test]
+    fn a_hand_off_gives_back_target_type_and_payload() {
+        let r = decode(wrap(0x0200_0008, b"", 3, b"hello")).expect("a hand-off");
+        assert_eq!(r.target, Target::Handle(0x0200_0008));
+        assert_eq!((r.ptype, r.payload.bytes()), (3, &b"hello"[..]));
+        let r = decode(wrap(0, b"LOG", 0, b"")).expect("a hand-off");
+        assert_eq!(r.target, Target::Name(b"LOG".to_vec()));
+        assert!(r.payload.is_empty());
+    }
+
+    #[test]
+    fn a_short_system_message_is_not_a_hand_off() {
+        let m = Message::new(1, 0, PTYPE_SYSTEM, Payload::copy_of(b"short"));
+        assert!(decode(m).is_err());
+    }
 }

@@ -7,10 +7,7 @@ use crate::{context, logging, module};
 /// `LAUNCH`: creates a service of `module` with `param`. None when the module is unknown
 /// or its init fails.
 pub fn launch(name: &str, param: Option<&str>) -> Option<u32> {
-    let Some(create) = module::find(name) else {
-        eprintln!("try open {name} failed : no such native service");
-        return None;
-    };
+    let create = module::find(name)?;
     let Some(ctx) = Context::register() else {
         logging::error(
             0,

@@ -4,6 +4,7 @@
 //! commands, timer, scheduler), native services under `cservice`, native Lua modules
 //! under `luaclib`.
 
+pub mod cabi;
 pub mod command;
 pub mod config;
 pub mod context;

@@ -17,6 +17,7 @@ fn main() -> ExitCode {
             &[
                 (c"client.socket", luaclib::clientsocket::open),
                 (c"client.crypt", luaclib::crypt::open),
+                (c"lpeg", luaclib::lpeg::open),
             ],
             skynet::lua::stack::traceback,
         ),

@@ -43,7 +43,8 @@ pub fn set_current(handle: u32) {
     CURRENT.with(|c| c.set(handle));
 }
 
-fn current() -> u32 {
+/// The service this thread works for (0: none), as `set_current` left it.
+pub fn current() -> u32 {
     CURRENT.try_with(|c| c.get()).unwrap_or(0)
 }
 

@@ -29,7 +29,9 @@ pub const PTYPE_TAG_ALLOCSESSION: i32 = 0x20000;
 
 /// The largest payload a message carries (upstream's `MESSAGE_TYPE_MASK`).
 pub const MAX_PAYLOAD: usize = (1usize << TYPE_SHIFT) - 1;
-const TYPE_SHIFT: u32 = usize::BITS - 8;
+/// Where the type sits in a queued message's length word (upstream's
+/// `MESSAGE_TYPE_SHIFT`).
+pub const TYPE_SHIFT: u32 = usize::BITS - 8;
 
 /// Allocates a payload buffer of `size` bytes (never null, even for size 0).
 pub fn payload_alloc(size: usize) -> *mut u8 {

@@ -10,6 +10,7 @@
 use crate::message::Message;
 use parking_lot::Mutex;
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Queue length past which a pop reports an overload; it doubles after each report and
 /// starts over when the queue empties, as upstream's.
@@ -157,6 +158,8 @@ impl Default for ServiceQueue {
 /// The run queue of scheduled services.
 pub struct GlobalQueue<T> {
     queue: Mutex<VecDeque<T>>,
+    /// The queue's length, readable without the lock (by a worker waiting for work).
+    len: AtomicUsize,
 }
 
 impl<T> Default for GlobalQueue<T> {
@@ -169,15 +172,27 @@ impl<T> GlobalQueue<T> {
     pub fn new() -> GlobalQueue<T> {
         GlobalQueue {
             queue: Mutex::new(VecDeque::with_capacity(1024)),
+            len: AtomicUsize::new(0),
         }
     }
 
     pub fn push(&self, item: T) {
-        self.queue.lock().push_back(item);
+        let mut q = self.queue.lock();
+        q.push_back(item);
+        self.len.store(q.len(), Ordering::Release);
     }
 
     pub fn pop(&self) -> Option<T> {
-        self.queue.lock().pop_front()
+        let mut q = self.queue.lock();
+        let item = q.pop_front();
+        self.len.store(q.len(), Ordering::Release);
+        item
+    }
+
+    /// Whether something is queued, without taking the lock: a hint that may be stale
+    /// by the time the caller acts on it.
+    pub fn has_work(&self) -> bool {
+        self.len.load(Ordering::Acquire) > 0
     }
 
     pub fn is_empty(&self) -> bool {

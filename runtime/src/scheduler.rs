@@ -1,14 +1,15 @@
 //! Threads: the workers that dispatch services, the timer thread and the monitor that
 //! spots endless loops.
 //!
-//! Workers sleep on one condition variable when there is nothing to run. A send never
+//! A worker with nothing to run first offers to poll the sockets (socket/poller.rs);
+//! if another thread polls already, it sleeps on one condition variable. A send never
 //! wakes one (waking a thread costs far more than a message); the timer thread wakes one
-//! sleeper every 2.5 ms, and a busy worker finds new work itself after every batch. The
-//! node stops when no live service is left.
+//! idle worker every 2.5 ms, and a busy worker finds new work itself after every batch.
+//! The node stops when no live service is left.
 
 use crate::dispatch::{self, DispatchWatch};
 use crate::memory::GiveBack;
-use crate::{command, context, logging, timer};
+use crate::{command, context, logging, socket, timer};
 use parking_lot::{Condvar, Mutex};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, LazyLock};
@@ -35,17 +36,33 @@ static QUIT: AtomicBool = AtomicBool::new(false);
 static WORKERS: AtomicU32 = AtomicU32::new(0);
 static SIGHUP: AtomicBool = AtomicBool::new(false);
 
-/// Wakes one sleeping worker if at least `busy_needed` workers are asleep.
-pub fn wakeup(min_sleeping: usize) {
+/// Wakes one sleeping worker if at least `min_sleeping` workers are asleep; false if
+/// none was woken.
+pub fn wakeup(min_sleeping: usize) -> bool {
     let count = SLEEPERS.count.lock();
-    if *count >= min_sleeping && *count > 0 {
+    let wake = *count >= min_sleeping && *count > 0;
+    if wake {
         SLEEPERS.cond.notify_one();
     }
+    wake
+}
+
+/// How many workers sleep for want of work (not counting one polling the sockets).
+pub fn sleeping() -> usize {
+    *SLEEPERS.count.lock()
 }
 
 /// Wakes one worker only when all of them sleep (what the socket thread does).
 pub fn wakeup_if_all_sleep() {
     wakeup(WORKERS.load(Ordering::Relaxed) as usize);
+}
+
+/// Makes sure an idle worker looks at queued work: a sleeping one is woken, else one
+/// polling the sockets leaves the poll.
+fn wakeup_any() {
+    if !wakeup(1) && context::scheduled().has_work() {
+        socket::wake();
+    }
 }
 
 /// One worker's record for endless-loop detection.
@@ -113,6 +130,11 @@ fn worker(monitor: Arc<Monitor>, weight: i32) {
         memory.busy();
         if current.is_none() {
             memory.idle();
+            // An idle worker polls the sockets if nobody does (socket/poller.rs): what
+            // it reads it runs next, without waking anyone.
+            if socket::lend(|| context::scheduled().has_work()) {
+                continue;
+            }
             let mut count = SLEEPERS.count.lock();
             *count += 1;
             // Recheck under the lock so a wakeup between the failed pop and the wait is
@@ -128,7 +150,7 @@ fn worker(monitor: Arc<Monitor>, weight: i32) {
 fn timer_thread() {
     while context::total() > 0 {
         timer::update(command::fire);
-        wakeup(1);
+        wakeup_any();
         if SIGHUP.swap(false, Ordering::Relaxed) {
             crate::cservice::logger::reopen_signal();
         }

@@ -107,6 +107,10 @@ impl socket::Node for Services {
     fn now(&self) -> u64 {
         timer::now()
     }
+
+    fn idle_worker(&self) -> bool {
+        scheduler::sleeping() > 0
+    }
 }
 
 #[cfg(test)]

@@ -1,11 +1,14 @@
-//! Native Lua modules, one file each, named after the module. Every snlua VM finds them
-//! in `package.preload`, so they win over any `.so` on `lua_cpath`.
+//! Native Lua modules, one file each (a directory for lpeg), named after the module.
+//! Every snlua VM finds them in `package.preload`, so they win over any `.so` on
+//! `lua_cpath` (Lua's own C searcher loads those; setting `package.preload[name] = nil`
+//! before `require` makes a service take the `.so` instead).
 
 pub mod bson;
 pub mod clientsocket;
 pub mod cluster;
 pub mod core;
 pub mod crypt;
+pub mod lpeg;
 pub mod md5;
 pub mod memory;
 pub mod mongo;
@@ -32,6 +35,7 @@ pub unsafe fn preload_all(l: *mut lua_State) {
         lua::preload(l, c"skynet.cluster.core", cluster::open);
         lua::preload(l, c"bson", bson::open);
         lua::preload(l, c"md5.core", md5::open);
+        lua::preload(l, c"lpeg", lpeg::open);
         lua::preload(l, c"skynet.mongo.driver", mongo::open);
     }
 }

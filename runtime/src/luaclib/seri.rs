@@ -609,6 +609,7 @@ struct Decoder<'a> {
     l: *mut lua_State,
     data: &'a [u8],
     pos: usize,
+    sizes: HashSizes,
 }
 
 impl<'a> Decoder<'a> {
@@ -743,12 +744,13 @@ impl<'a> Decoder<'a> {
         // useful pre-size and a corrupt size cannot make us allocate a huge table.
         let room = self.rest().len().min(c_int::MAX as usize) as i64;
         let presize = n.clamp(0, room) as c_int;
+        let records = self.sizes.take();
         // SAFETY: luaL_checkstack raises "stack overflow" itself if the stack cannot grow;
         // this frame owns nothing a longjmp could skip. The table, a key and a value need
         // three slots; nested tables reserve their own.
         let t = unsafe {
             ffi::luaL_checkstack(l, ffi::LUA_MINSTACK, ptr::null());
-            ffi::lua_createtable(l, presize, 0);
+            ffi::lua_createtable(l, presize, records);
             ffi::lua_gettop(l)
         };
         for i in 1..=n {
@@ -782,6 +784,122 @@ impl<'a> Decoder<'a> {
     }
 }
 
+/// The hash sizes of the first [`SIZED_TABLES`] tables of a stream, in the order they
+/// start, found by one pass over the bytes before decoding: each table is then made with
+/// its hash part at its final size, instead of growing it rehash by rehash while its
+/// pairs go in. Only hints: a table past the first ones, past [`SCAN_BUDGET`] values or
+/// past a point where the stream does not parse gets 0 (the decoder reports where it
+/// breaks). A plain array, so nothing owned lives across a Lua raise.
+struct HashSizes {
+    pairs: [u32; SIZED_TABLES],
+    /// Tables started so far: the scan's, then the decoder's, position in `pairs`.
+    next: usize,
+    /// Values the scan may still look at.
+    budget: u32,
+}
+
+const SIZED_TABLES: usize = 64;
+const SCAN_BUDGET: u32 = 4096;
+
+impl HashSizes {
+    fn scan(data: &[u8]) -> HashSizes {
+        let mut sizes = HashSizes {
+            pairs: [0; SIZED_TABLES],
+            next: 0,
+            budget: SCAN_BUDGET,
+        };
+        let mut pos = 0;
+        while pos < data.len() && sizes.next < SIZED_TABLES {
+            match sizes.skip(data, pos, 0) {
+                Some(end) => pos = end,
+                None => break,
+            }
+        }
+        sizes.next = 0;
+        sizes
+    }
+
+    /// The decoder starts its next table: how many pairs it will hold, if known.
+    fn take(&mut self) -> c_int {
+        let pairs = self.pairs.get(self.next).copied().unwrap_or(0);
+        self.next += 1;
+        pairs.min(c_int::MAX as u32) as c_int
+    }
+
+    /// Where the value starting at `pos` ends; None when it does not parse, nests past
+    /// the decoder's limit, or the budget or the slots run out.
+    fn skip(&mut self, data: &[u8], pos: usize, depth: u32) -> Option<usize> {
+        self.budget = self.budget.checked_sub(1)?;
+        let t = *data.get(pos)?;
+        let cookie = t >> 3;
+        let body = pos + 1;
+        let end = match t & 7 {
+            TYPE_NIL | TYPE_BOOLEAN => body,
+            TYPE_NUMBER => body + number_len(cookie)?,
+            TYPE_USERDATA => body + std::mem::size_of::<usize>(),
+            TYPE_SHORT_STRING => body + usize::from(cookie),
+            TYPE_LONG_STRING => {
+                let width = match cookie {
+                    2 | 4 => usize::from(cookie),
+                    _ => return None,
+                };
+                let mut le = [0u8; 4];
+                le[..width].copy_from_slice(data.get(body..body + width)?);
+                body + width + u32::from_le_bytes(le) as usize
+            }
+            TYPE_TABLE => return self.skip_table(data, body, cookie, depth),
+            _ => return None,
+        };
+        (end <= data.len()).then_some(end)
+    }
+
+    fn skip_table(&mut self, data: &[u8], mut pos: usize, cookie: u8, depth: u32) -> Option<usize> {
+        if depth >= MAX_DECODE_DEPTH || self.next >= SIZED_TABLES {
+            return None;
+        }
+        let slot = self.next;
+        self.next += 1;
+        let n = if cookie == ARRAY_SIZE_FOLLOWS {
+            let size_tag = *data.get(pos)?;
+            if size_tag & 7 != TYPE_NUMBER || size_tag >> 3 == NUMBER_REAL {
+                return None;
+            }
+            let width = number_len(size_tag >> 3)?;
+            let mut le = [0u8; 8];
+            le[..width].copy_from_slice(data.get(pos + 1..pos + 1 + width)?);
+            pos += 1 + width;
+            u64::from_le_bytes(le)
+        } else {
+            u64::from(cookie)
+        };
+        for _ in 0..n {
+            pos = self.skip(data, pos, depth + 1)?;
+        }
+        let mut pairs = 0;
+        loop {
+            if *data.get(pos)? == tag(TYPE_NIL, 0) {
+                self.pairs[slot] = pairs;
+                return Some(pos + 1);
+            }
+            pos = self.skip(data, pos, depth + 1)?;
+            pos = self.skip(data, pos, depth + 1)?;
+            pairs += 1;
+        }
+    }
+}
+
+/// The bytes after an integer or real tag with this cookie.
+fn number_len(cookie: u8) -> Option<usize> {
+    match cookie {
+        NUMBER_ZERO => Some(0),
+        NUMBER_BYTE => Some(1),
+        NUMBER_WORD => Some(2),
+        NUMBER_DWORD => Some(4),
+        NUMBER_QWORD | NUMBER_REAL => Some(8),
+        _ => None,
+    }
+}
+
 /// Decodes every value in `data`, pushes them in order and returns how many there are.
 ///
 /// On error, the values decoded so far (possibly a partial table) are left on the stack.
@@ -792,7 +910,12 @@ impl<'a> Decoder<'a> {
 /// `l` must be a valid Lua state inside a protected call, and nothing Rust-owned may be
 /// alive in the calling frames unless the caller can afford to lose it on such an error.
 pub unsafe fn unpack_bytes(l: *mut lua_State, data: &[u8]) -> Result<c_int, StreamError> {
-    let mut dec = Decoder { l, data, pos: 0 };
+    let mut dec = Decoder {
+        l,
+        data,
+        pos: 0,
+        sizes: HashSizes::scan(data),
+    };
     let mut count: c_int = 0;
     while dec.pos < data.len() {
         // Top-level values stay on the stack, so keep growing it as they accumulate.
@@ -1289,6 +1412,42 @@ end
             end
             "#,
         );
+    }
+
+    #[test]
+    fn hash_sizes_are_found_in_table_order() {
+        let num = |v: u8| [tag(TYPE_NUMBER, NUMBER_BYTE), v];
+        let key = |k: u8| [tag(TYPE_SHORT_STRING, 1), k];
+        let nil = tag(TYPE_NIL, 0);
+        // { 7, a = 1, b = { c = 2 } }, then { x = 3, y = 4 }
+        let mut s = vec![tag(TYPE_TABLE, 1)];
+        s.extend(num(7));
+        s.extend(key(b'a'));
+        s.extend(num(1));
+        s.extend(key(b'b'));
+        s.push(tag(TYPE_TABLE, 0));
+        s.extend(key(b'c'));
+        s.extend(num(2));
+        s.push(nil);
+        s.push(nil);
+        s.push(tag(TYPE_TABLE, 0));
+        s.extend(key(b'x'));
+        s.extend(num(3));
+        s.extend(key(b'y'));
+        s.extend(num(4));
+        s.push(nil);
+        let mut sizes = HashSizes::scan(&s);
+        let taken: Vec<c_int> = (0..4).map(|_| sizes.take()).collect();
+        assert_eq!(taken, [2, 1, 2, 0]);
+
+        // a stream cut short: the tables it does not close stay unknown
+        let mut sizes = HashSizes::scan(&s[..s.len() - 1]);
+        assert_eq!([sizes.take(), sizes.take(), sizes.take()], [2, 1, 0]);
+
+        // nested past the budget: a partial answer, quickly, and no panic
+        let deep = vec![tag(TYPE_TABLE, 1); 100_000];
+        let mut sizes = HashSizes::scan(&deep);
+        assert_eq!(sizes.take(), 0);
     }
 
     #[test]

@@ -16,12 +16,15 @@
 //! [`crate::message`]): what it needs from the node it gets through [`Node`].
 
 mod address;
+mod direct;
+mod poller;
 pub mod record;
 mod server;
 
 pub use address::{
     decode_udp_address, encode_udp_address, parse_address, resolve_all, AddressError,
 };
+pub use poller::{lend, wake};
 pub use record::Event;
 
 use crate::message::Payload;
@@ -89,9 +92,12 @@ enum Request {
     Nodelay {
         id: i32,
     },
+    /// Counted in the socket's `Gate::in_flight` (direct.rs); `offset` bytes of the
+    /// buffer were written directly already.
     Send {
         id: i32,
         buffer: SendBuffer,
+        offset: usize,
         priority: Priority,
     },
     Udp {
@@ -140,6 +146,8 @@ pub struct SocketInfo {
 struct Shared {
     /// Closed locally with data still to write: sends are refused.
     pub closing: AtomicBool,
+    /// Who may write to the socket: a worker directly, or only the socket thread.
+    gate: Mutex<direct::Gate>,
 }
 
 struct Registry {
@@ -175,6 +183,9 @@ pub trait Node: Send + Sync + 'static {
     fn log(&self, text: &str);
     /// The node's time in centiseconds since boot (`skynet.now()`).
     fn now(&self) -> u64;
+    /// Whether a worker sleeps for want of work: it would poll if the socket thread
+    /// let go of the role (poller.rs).
+    fn idle_worker(&self) -> bool;
 }
 
 struct Channel {
@@ -186,7 +197,7 @@ struct Channel {
 
 static CHANNEL: OnceLock<Channel> = OnceLock::new();
 
-/// Starts the socket thread, which reports to `node`; call once at boot.
+/// Starts the socket server, which reports to `node`, and its thread; call once at boot.
 pub fn start(node: Arc<dyn Node>) -> std::io::Result<std::thread::JoinHandle<()>> {
     let (tx, rx): (Sender<Request>, Receiver<Request>) = channel::unbounded();
     let poll = mio::Poll::new()?;
@@ -194,10 +205,11 @@ pub fn start(node: Arc<dyn Node>) -> std::io::Result<std::thread::JoinHandle<()>
     // A second server would get requests no service can address: refuse it.
     let channel = Channel {
         tx,
-        waker,
+        waker: waker.clone(),
         node: node.clone(),
     };
-    if CHANNEL.set(channel).is_err() {
+    let server = server::Server::new(poll, rx, node.clone());
+    if CHANNEL.set(channel).is_err() || !poller::install(server, waker, node) {
         return Err(std::io::Error::new(
             std::io::ErrorKind::AlreadyExists,
             "the socket server is already running",
@@ -205,7 +217,7 @@ pub fn start(node: Arc<dyn Node>) -> std::io::Result<std::thread::JoinHandle<()>
     }
     std::thread::Builder::new()
         .name("socket".into())
-        .spawn(move || server::run(poll, rx, node))
+        .spawn(poller::socket_thread)
 }
 
 /// Asks the socket thread to close everything and stop.
@@ -237,6 +249,7 @@ fn request(r: Request) {
             error_text(&e)
         ));
     }
+    poller::nudge();
 }
 
 /// Reserves a fresh socket id.
@@ -326,19 +339,37 @@ pub fn nodelay(id: i32) {
 }
 
 /// `send`/`lsend`: false when the id is unknown (or, for high priority, closing); the
-/// buffer is dropped (freed) then.
+/// buffer is dropped (freed) then. A high-priority send to a connected socket with
+/// nothing queued is written from the calling thread (direct.rs); what the kernel does
+/// not take, and every low-priority send, goes to the socket thread.
 pub fn send(id: i32, buffer: SendBuffer, priority: Priority) -> bool {
-    match shared(id) {
-        Some(s) if priority == Priority::Low || !s.closing.load(Ordering::Acquire) => {
-            request(Request::Send {
-                id,
-                buffer,
-                priority,
-            });
-            true
-        }
-        _ => false,
+    let Some(s) = shared(id) else { return false };
+    if priority == Priority::High && s.closing.load(Ordering::Acquire) {
+        return false;
     }
+    let mut gate = s.gate.lock();
+    let offset = match priority {
+        Priority::High => gate.try_write(buffer.as_slice(), now),
+        Priority::Low => 0,
+    };
+    if offset > 0 && offset == buffer.as_slice().len() {
+        return true;
+    }
+    // Counted and queued before the gate opens again: a later send sees it and queues
+    // behind it.
+    gate.in_flight += 1;
+    request(Request::Send {
+        id,
+        buffer,
+        offset,
+        priority,
+    });
+    true
+}
+
+/// The node's time, for the netstat stamp of a direct write.
+fn now() -> u64 {
+    CHANNEL.get().map_or(0, |ch| ch.node.now())
 }
 
 /// Binds and listens (synchronously, on the calling service's thread, so that `listen`

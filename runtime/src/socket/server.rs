@@ -21,9 +21,10 @@ use mio::{Events, Interest, Poll, Token};
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// The token of the waker that request() fires; socket tokens are socket ids.
 pub(super) const WAKER: Token = Token(usize::MAX);
@@ -106,6 +107,13 @@ struct Socket {
 }
 
 impl Socket {
+    /// Publishes a connected stream's descriptor for direct writes (direct.rs).
+    fn open_gate(&self) {
+        if let Io::Stream(t) = &self.io {
+            self.shared.gate.lock().fd = t.as_raw_fd();
+        }
+    }
+
     fn new(id: i32, owner: u32, io: Io, state: State) -> Socket {
         Socket {
             id,
@@ -140,10 +148,13 @@ fn render(addr: &SocketAddr) -> String {
     format!("{}:{}", addr.ip(), addr.port())
 }
 
-struct Server {
+pub(super) struct Server {
     /// Where events, log lines and the time come from and go.
     node: Arc<dyn Node>,
     poll: Poll,
+    requests: Receiver<Request>,
+    /// The readiness buffer; None once the server has stopped.
+    events: Option<Events>,
     sockets: HashMap<i32, Socket>,
     scratch: Vec<u8>,
     /// A descriptor held in reserve: when accept runs out of descriptors it is given up
@@ -157,28 +168,35 @@ fn open_spare() -> Option<std::fs::File> {
     std::fs::File::open("/dev/null").ok()
 }
 
-/// The socket thread: polls, handles readiness, then serves the queued requests (the
-/// waker only ends the poll), until `Exit`.
-pub(super) fn run(poll: Poll, requests: Receiver<Request>, node: Arc<dyn Node>) {
-    let mut server = Server {
-        node,
-        poll,
-        sockets: HashMap::new(),
-        scratch: vec![0; SCRATCH],
-        spare_fd: open_spare(),
-    };
-    let mut events = Events::with_capacity(256);
-    loop {
-        if let Err(e) = server.poll.poll(&mut events, None) {
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
+impl Server {
+    pub(super) fn new(poll: Poll, requests: Receiver<Request>, node: Arc<dyn Node>) -> Server {
+        Server {
+            node,
+            poll,
+            requests,
+            events: Some(Events::with_capacity(256)),
+            sockets: HashMap::new(),
+            scratch: vec![0; SCRATCH],
+            spare_fd: open_spare(),
+        }
+    }
+
+    /// One turn of the poll loop: waits up to `timeout` for readiness (the waker only
+    /// ends the wait), handles it, then serves the queued requests. False once `Exit`
+    /// was served (every socket is closed then) or the poll set broke.
+    pub(super) fn turn(&mut self, timeout: Option<Duration>) -> bool {
+        // Taken out for the turn: handling readiness needs the server mutably.
+        let Some(mut events) = self.events.take() else {
+            return false;
+        };
+        if let Err(e) = self.poll.poll(&mut events, timeout) {
+            if e.kind() != io::ErrorKind::Interrupted {
+                // Upstream logs this and polls again. Any error but EINTR means the poll
+                // set itself is broken (EBADF, EINVAL), so polling again would only spin.
+                self.node
+                    .log(&format!("socket-server error: {}", error_text(&e)));
+                return false;
             }
-            // Upstream logs this and polls again. Any error but EINTR means the poll set
-            // itself is broken (EBADF, EINVAL), so polling again would only spin.
-            server
-                .node
-                .log(&format!("socket-server error: {}", error_text(&e)));
-            return;
         }
         for ev in events.iter() {
             if ev.token() == WAKER {
@@ -186,24 +204,30 @@ pub(super) fn run(poll: Poll, requests: Receiver<Request>, node: Arc<dyn Node>) 
             }
             let id = ev.token().0 as i32;
             if ev.is_read_closed() {
-                server.peer_closed(id);
+                self.peer_closed(id);
             }
-            server.ready(
+            self.ready(
                 id,
                 ev.is_readable() || ev.is_read_closed(),
                 ev.is_writable() || ev.is_error(),
             );
         }
-        while let Ok(r) = requests.try_recv() {
-            if !server.serve(r) {
-                server.close_all();
-                return;
+        self.events = Some(events);
+        while let Ok(r) = self.requests.try_recv() {
+            if !self.serve(r) {
+                self.close_all();
+                self.events = None;
+                return false;
             }
         }
+        true
     }
-}
 
-impl Server {
+    /// Whether requests wait to be served.
+    pub(super) fn has_requests(&self) -> bool {
+        !self.requests.is_empty()
+    }
+
     fn register(&mut self, s: &mut Socket) -> io::Result<()> {
         let token = Token(s.id as usize);
         let registry = self.poll.registry();
@@ -233,6 +257,7 @@ impl Server {
         let Some(mut s) = self.sockets.remove(&id) else {
             return;
         };
+        s.shared.gate.lock().fd = -1;
         let registry = self.poll.registry();
         let deregistered = match &mut s.io {
             Io::Listener(l) => registry.deregister(l),
@@ -292,8 +317,9 @@ impl Server {
             Request::Send {
                 id,
                 buffer,
+                offset,
                 priority,
-            } => self.send(id, buffer, priority),
+            } => self.take_send(id, buffer, offset, priority),
             Request::Udp {
                 id,
                 owner,
@@ -410,6 +436,7 @@ impl Server {
                 s.state = if previous == State::PListen {
                     State::Listen
                 } else {
+                    s.open_gate();
                     State::Connected
                 };
                 self.node.deliver(owner, Event::connect(id, 0, "start"));
@@ -463,7 +490,30 @@ impl Server {
         }
     }
 
-    fn send(&mut self, id: i32, buffer: SendBuffer, priority: Priority) {
+    /// A send request from a worker: it leaves the gate's `in_flight` for this thread's
+    /// queues (direct.rs), which count as a backlog until [`Server::settle`] finds them
+    /// written.
+    fn take_send(&mut self, id: i32, buffer: SendBuffer, offset: usize, priority: Priority) {
+        let Some(s) = self.sockets.get(&id) else {
+            return;
+        };
+        {
+            let mut gate = s.shared.gate.lock();
+            gate.in_flight -= 1;
+            gate.backlog = true;
+        }
+        self.send(id, buffer, offset, priority);
+        self.settle(id);
+    }
+
+    /// Lets workers write directly again once this thread has nothing left to write.
+    fn settle(&mut self, id: i32) {
+        if let Some(s) = self.sockets.get(&id) {
+            s.shared.gate.lock().backlog = s.pending > 0;
+        }
+    }
+
+    fn send(&mut self, id: i32, buffer: SendBuffer, offset: usize, priority: Priority) {
         let Some(s) = self.sockets.get_mut(&id) else {
             return;
         };
@@ -476,7 +526,7 @@ impl Server {
             State::PAccept | State::HalfCloseWrite | State::Bind => return,
             _ => {}
         }
-        let len = buffer.as_slice().len();
+        let len = buffer.as_slice().len() - offset;
         if len == 0 {
             return;
         }
@@ -492,7 +542,7 @@ impl Server {
         }
         let pending = WriteBuffer {
             buffer,
-            offset: 0,
+            offset,
             to: None,
         };
         if priority == Priority::Low && !(s.high.is_empty() && s.low.is_empty()) {
@@ -538,6 +588,7 @@ impl Server {
             _ => {
                 if writable {
                     self.flush(id);
+                    self.settle(id);
                 }
                 if readable {
                     self.read(id);
@@ -558,6 +609,7 @@ impl Server {
         match result {
             Ok(peer) => {
                 s.state = State::Connected;
+                s.open_gate();
                 s.peer = Some(peer);
                 // Only netstat shows the local address: without one it shows none.
                 s.local = t.local_addr().ok();
@@ -565,6 +617,7 @@ impl Server {
                 self.node
                     .deliver(owner, Event::connect(id, 0, &peer.ip().to_string()));
                 self.flush(id);
+                self.settle(id);
                 self.read(id);
             }
             Err(e) if e.kind() == io::ErrorKind::NotConnected => {}
@@ -766,6 +819,7 @@ impl Server {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
                     s.state = State::HalfCloseWrite;
+                    s.shared.gate.lock().fd = -1;
                     s.high.clear();
                     s.low.clear();
                     s.pending = 0;
@@ -838,16 +892,20 @@ impl Server {
                     (Io::Stream(_), State::HalfCloseRead | State::HalfCloseWrite) => "CLOSING",
                     _ => return None,
                 };
+                let (direct_written, direct_time) = {
+                    let gate = s.shared.gate.lock();
+                    (gate.written, gate.write_time)
+                };
                 Some(SocketInfo {
                     id: s.id,
                     owner: s.owner,
                     kind,
                     accepted: s.accepted,
                     read: s.bytes_read,
-                    write: s.bytes_written,
+                    write: s.bytes_written + direct_written,
                     wbuffer: s.pending as u64,
                     rtime: s.read_time,
-                    wtime: s.write_time,
+                    wtime: s.write_time.max(direct_time),
                     reading: s.reading,
                     writing: s.pending > 0,
                     sock: s.local.as_ref().map(render),
@@ -946,6 +1004,10 @@ mod tests {
         fn now(&self) -> u64 {
             42
         }
+
+        fn idle_worker(&self) -> bool {
+            false
+        }
     }
 
     struct Running {
@@ -967,7 +1029,8 @@ mod tests {
             let (tx, rx) = unbounded();
             let poll = Poll::new().expect("poll");
             let waker = Arc::new(mio::Waker::new(poll.registry(), WAKER).expect("waker"));
-            let thread = std::thread::spawn(move || run(poll, rx, node));
+            let mut server = Server::new(poll, rx, node);
+            let thread = std::thread::spawn(move || while server.turn(None) {});
             Running {
                 tx,
                 waker,
@@ -980,6 +1043,19 @@ mod tests {
         fn request(&self, r: Request) {
             self.tx.send(r).expect("server alive");
             self.waker.wake().expect("wake");
+        }
+
+        /// A high-priority send through the socket thread, counted as `send` counts it.
+        fn queue_send(&self, id: i32, bytes: &[u8]) {
+            if let Some(s) = shared(id) {
+                s.gate.lock().in_flight += 1;
+            }
+            self.request(Request::Send {
+                id,
+                buffer: SendBuffer::Bytes(bytes.to_vec()),
+                offset: 0,
+                priority: Priority::High,
+            });
         }
 
         fn next(&self) -> Seen {
@@ -1031,11 +1107,7 @@ mod tests {
         client.write_all(b"hello").expect("client write");
         assert_eq!(server.next(), (9, record::DATA, conn, 5, b"hello".to_vec()));
 
-        server.request(Request::Send {
-            id: conn,
-            buffer: SendBuffer::Bytes(b"world".to_vec()),
-            priority: Priority::High,
-        });
+        server.queue_send(conn, b"world");
         let mut got = [0; 5];
         client.read_exact(&mut got).expect("client read");
         assert_eq!(&got, b"world");
@@ -1051,11 +1123,7 @@ mod tests {
             "stamped with the node's time"
         );
 
-        server.request(Request::Send {
-            id,
-            buffer: SendBuffer::Bytes(b"x".to_vec()),
-            priority: Priority::High,
-        });
+        server.queue_send(id, b"x");
         let line = server.lines.recv_timeout(Duration::from_secs(10));
         assert_eq!(
             line.expect("a log line"),
