@@ -5,6 +5,7 @@
 
 pub mod bson;
 pub mod clientsocket;
+pub mod cluster;
 pub mod core;
 pub mod crypt;
 pub mod debugchannel;
@@ -34,6 +35,7 @@ pub unsafe fn preload_all(l: *mut lua_State) {
         lua::preload(l, c"skynet.netpack", netpack::open);
         lua::preload(l, c"skynet.crypt", crypt::open);
         lua::preload(l, c"skynet.socketdriver", socketdriver::open);
+        lua::preload(l, c"skynet.cluster.core", cluster::open);
         lua::preload(l, c"bson", bson::open);
         lua::preload(l, c"md5.core", md5::open);
         lua::preload(l, c"lpeg", lpeg::open);
