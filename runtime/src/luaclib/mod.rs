@@ -5,6 +5,7 @@ pub mod bson;
 pub mod clientsocket;
 pub mod core;
 pub mod crypt;
+pub mod datasheet;
 pub mod md5;
 pub mod memory;
 pub mod mongo;
@@ -12,6 +13,7 @@ pub mod netpack;
 pub mod profile;
 pub mod seri;
 pub mod socketdriver;
+pub mod stm;
 
 use crate::lua::stack as lua;
 use mlua::ffi::lua_State;
@@ -28,6 +30,8 @@ pub unsafe fn preload_all(l: *mut lua_State) {
         lua::preload(l, c"skynet.netpack", netpack::open);
         lua::preload(l, c"skynet.crypt", crypt::open);
         lua::preload(l, c"skynet.socketdriver", socketdriver::open);
+        lua::preload(l, c"skynet.stm", stm::open);
+        lua::preload(l, c"skynet.datasheet.core", datasheet::open);
         lua::preload(l, c"bson", bson::open);
         lua::preload(l, c"md5.core", md5::open);
         lua::preload(l, c"skynet.mongo.driver", mongo::open);
