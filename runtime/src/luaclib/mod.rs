@@ -13,6 +13,7 @@ pub mod netpack;
 pub mod profile;
 pub mod seri;
 pub mod sharedata;
+pub mod sharetable;
 pub mod socketdriver;
 pub mod stm;
 
@@ -33,6 +34,7 @@ pub unsafe fn preload_all(l: *mut lua_State) {
         lua::preload(l, c"skynet.socketdriver", socketdriver::open);
         lua::preload(l, c"skynet.stm", stm::open);
         lua::preload(l, c"skynet.sharedata.core", sharedata::open);
+        lua::preload(l, c"skynet.sharetable.core", sharetable::open);
         lua::preload(l, c"skynet.datasheet.core", datasheet::open);
         lua::preload(l, c"bson", bson::open);
         lua::preload(l, c"md5.core", md5::open);
