@@ -321,3 +321,8 @@ fn same_tests_pass_on_upstream_lualib_needs_skynet_upstream() {
         }
     });
 }
+
+#[test]
+fn share() {
+    run_pass(NodeSpec::new("test_share").threads(2)).cleanup();
+}
