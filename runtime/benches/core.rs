@@ -55,6 +55,14 @@ const BENCHES: &[Bench] = &[
         name: "seri",
         about: "skynet.pack/unpack round trips of a ~700-byte nested table",
     },
+    Bench {
+        name: "sharetable",
+        about: "a ~10 MB table loaded once with sharetable, read by 1000 agents; memory",
+    },
+    Bench {
+        name: "sharedata",
+        about: "a ~10 MB table loaded once with sharedata, read by 1000 agents; memory",
+    },
 ];
 
 /// Default per-run limit. The defaults take a few seconds; this only stops a node that
