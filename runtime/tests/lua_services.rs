@@ -326,3 +326,8 @@ fn same_tests_pass_on_upstream_lualib_needs_skynet_upstream() {
 fn share() {
     run_pass(NodeSpec::new("test_share").threads(2)).cleanup();
 }
+
+#[test]
+fn sharetable_lib() {
+    run_pass(NodeSpec::new("test_sharetable").threads(2)).cleanup();
+}
