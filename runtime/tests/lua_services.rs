@@ -331,3 +331,8 @@ fn share() {
 fn sharetable_lib() {
     run_pass(NodeSpec::new("test_sharetable").threads(2)).cleanup();
 }
+
+#[test]
+fn sharedata_lib() {
+    run_pass(NodeSpec::new("test_sharedata").threads(2)).cleanup();
+}
