@@ -336,3 +336,8 @@ fn sharetable_lib() {
 fn sharedata_lib() {
     run_pass(NodeSpec::new("test_sharedata").threads(2)).cleanup();
 }
+
+#[test]
+fn datasheet_lib() {
+    run_pass(NodeSpec::new("test_datasheet").threads(2)).cleanup();
+}
