@@ -24,19 +24,20 @@ local cache = {}	-- name -> root proxy
 
 local proxy_mt = {}
 
+-- ".b.c" for t.b.c, "" for the root (upstream's form)
 local function path(node)
 	local parts = {}
 	while node.parent do
-		table.insert(parts, 1, tostring(node.key))
+		table.insert(parts, 1, "." .. tostring(node.key))
 		node = nodes[node.parent]
 	end
-	return table.concat(parts, ".")
+	return table.concat(parts)
 end
 
 local function conf_of(p)
 	local node = nodes[p]
 	if not node.conf then
-		error("The key [" .. path(node) .. "] doesn't exist after update", 3)
+		error("The key [" .. path(node) .. "] doesn't exist after update")
 	end
 	return node.conf
 end
@@ -61,9 +62,8 @@ function proxy_mt.__index(p, key)
 	return child
 end
 
-function proxy_mt.__newindex(p, key)
-	local where = path(nodes[p])
-	error("Error newindex, the key [" .. (where == "" and "" or where .. ".") .. tostring(key) .. "]", 2)
+function proxy_mt.__newindex(p)
+	error("Error newindex, the key [" .. path(nodes[p]) .. "]")
 end
 
 function proxy_mt.__len(p)
@@ -81,13 +81,18 @@ function proxy_mt.__pairs(p)
 	return next_field, p, nil
 end
 
--- re-points a proxy and its cached children to `conf` (nil: the path is gone)
+-- re-points a proxy and its cached children to `conf`; nil (the path is gone) leaves
+-- the proxy dead for good, out of its parent's cache, even if the path comes back
 local function rebind(p, conf)
 	local node = nodes[p]
 	node.conf = conf
 	for key, child in pairs(node.children) do
 		local v = conf and core.index(conf, key)
-		rebind(child, type(v) == "userdata" and v or nil)
+		if type(v) ~= "userdata" then
+			v = nil
+			node.children[key] = nil
+		end
+		rebind(child, v)
 	end
 end
 
