@@ -68,6 +68,14 @@ const BENCHES: &[Bench] = &[
         about: "skynet.send floods a service on another harbor node, then syncs with a call",
         harbor: true,
     },
+    Bench {
+        name: "sharetable",
+        about: "a ~10 MB table loaded once with sharetable, read by 1000 agents; memory",
+    },
+    Bench {
+        name: "sharedata",
+        about: "a ~10 MB table loaded once with sharedata, read by 1000 agents; memory",
+    },
 ];
 
 /// A node's place in a two-node harbor benchmark.

@@ -353,3 +353,23 @@ fn same_tests_pass_on_upstream_lualib_needs_skynet_upstream() {
         }
     });
 }
+
+#[test]
+fn share() {
+    run_pass(NodeSpec::new("test_share").threads(2)).cleanup();
+}
+
+#[test]
+fn sharetable_lib() {
+    run_pass(NodeSpec::new("test_sharetable").threads(2)).cleanup();
+}
+
+#[test]
+fn sharedata_lib() {
+    run_pass(NodeSpec::new("test_sharedata").threads(2)).cleanup();
+}
+
+#[test]
+fn datasheet_lib() {
+    run_pass(NodeSpec::new("test_datasheet").threads(2)).cleanup();
+}

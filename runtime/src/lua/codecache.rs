@@ -108,8 +108,7 @@ pub fn make_shared_names() {
 }
 
 /// A bare state on mimalloc with the process's hash seed, so it can run shared prototypes
-/// (the tests' VMs).
-#[cfg(test)]
+/// and share its tables (the tests' VMs, sharetable's matrices).
 pub(crate) fn new_state() -> *mut lua_State {
     make_shared_names();
     bare_state()

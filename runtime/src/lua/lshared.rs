@@ -13,6 +13,13 @@ pub struct Template {
     _opaque: [u8; 0],
 }
 
+/// A shared table tree made by `lua_sharetable` (opaque; freed by
+/// `lua_freesharedtable` once its state is closed).
+#[repr(C)]
+pub struct SharedTable {
+    _opaque: [u8; 0],
+}
+
 unsafe extern "C" {
     /// Makes the prototype tree of the Lua function on the top of the stack shared.
     pub fn lua_shareproto(l: *mut lua_State) -> *const c_void;
@@ -28,4 +35,22 @@ unsafe extern "C" {
     pub fn lua_maketemplate(l: *mut lua_State) -> *mut Template;
     /// Pushes a table laid out as `tp`; 0 (nothing pushed) when the seeds differ.
     pub fn lua_pushtemplate(l: *mut lua_State, tp: *const Template) -> c_int;
+}
+
+unsafe extern "C-unwind" {
+    /// Raises unless the table on top may be shared (no metatable, no function with
+    /// upvalues, no userdata or thread anywhere in its tree).
+    pub fn lua_checkshare(l: *mut lua_State);
+}
+
+unsafe extern "C" {
+    /// Makes the checked table on top, and its tree, shared and read-only; stops the
+    /// state's collector. Run under the code cache's lock (one writer of the string set).
+    pub fn lua_sharetable(l: *mut lua_State) -> *mut SharedTable;
+    /// Pushes the shared table; 0 when `l` must make a copy of its own from it.
+    pub fn lua_pushsharedtable(l: *mut lua_State, st: *const SharedTable) -> c_int;
+    /// Frees the handle once its state is closed.
+    pub fn lua_freesharedtable(st: *mut SharedTable);
+    /// Whether the value at `idx` is a shared table.
+    pub fn lua_issharedtable(l: *mut lua_State, idx: c_int) -> c_int;
 }

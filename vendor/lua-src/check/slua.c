@@ -9,6 +9,10 @@
 ** of the shared prototype. Other calls of those two (with a mode, an
 ** environment, or no file name) are the stock functions. The sharing
 ** state is never closed: shared objects are never freed.
+**
+** 'sharetable(code)' runs 'code' in a state of its own (a matrix) and
+** returns the table it returned, shared (lua_sharetable), and whether
+** the state may use it as it is; 'closeshared()' closes every matrix.
 */
 
 #include <stdio.h>
@@ -119,6 +123,57 @@ static int shareddofile (lua_State *L) {
     return lua_error(L);
   lua_callk(L, 0, LUA_MULTRET, 1, allresults);
   return allresults(L, LUA_OK, 1);
+}
+
+
+#define MAXMATRICES	16
+
+static lua_State *matrices[MAXMATRICES];
+static lua_SharedTable *tables[MAXMATRICES];
+static int nmatrices = 0;
+
+
+static int checkshare (lua_State *M) {
+  lua_checkshare(M);
+  return 1;
+}
+
+
+static int sharetable (lua_State *L) {
+  const char *code = luaL_checkstring(L, 1);
+  lua_State *M;
+  luaL_argcheck(L, nmatrices < MAXMATRICES, 1, "too many matrices");
+  M = lua_newstate(luaL_alloc, NULL, lua_hashseed(sharer));
+  luaL_openlibs(M);
+  lua_pushcfunction(M, checkshare);
+  if (luaL_loadstring(M, code) != LUA_OK ||
+      lua_pcall(M, 0, 1, 0) != LUA_OK ||
+      lua_pcall(M, 1, 1, 0) != LUA_OK) {
+    lua_pushstring(L, lua_tostring(M, -1));
+    lua_close(M);
+    return lua_error(L);
+  }
+  matrices[nmatrices] = M;
+  tables[nmatrices] = lua_sharetable(M);  /* one thread: no lock needed */
+  lua_pushboolean(L, lua_pushsharedtable(L, tables[nmatrices++]));
+  return 2;
+}
+
+
+static int closeshared (lua_State *L) {
+  (void)L;
+  while (nmatrices > 0) {
+    nmatrices--;
+    lua_close(matrices[nmatrices]);
+    lua_freesharedtable(tables[nmatrices]);
+  }
+  return 0;
+}
+
+
+static int issharedtable (lua_State *L) {
+  lua_pushboolean(L, lua_issharedtable(L, 1));
+  return 1;
 }
 
 
@@ -238,6 +293,9 @@ int main (int argc, char **argv) {
   luaL_openlibs(L);
   replace(L, "loadfile", sharedloadfile);
   replace(L, "dofile", shareddofile);
+  lua_register(L, "sharetable", sharetable);
+  lua_register(L, "closeshared", closeshared);
+  lua_register(L, "issharedtable", issharedtable);
   lua_gc(L, LUA_GCGEN);  /* the stock interpreter's mode */
   status = report(L, run(L, argv, argc));
   lua_close(L);

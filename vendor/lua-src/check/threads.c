@@ -4,7 +4,9 @@
 ** run shared prototypes, while a sharing state, under a lock, shares
 ** new ones (so the set of shared strings grows under readers). Some of
 ** the new prototypes hold a string the thread's state made first, so
-** they run as private copies.
+** they run as private copies. Every state also reads one shared table
+** (lua_sharetable) at the same time: lengths, lookups, traversals and
+** its use as a metatable write nothing to it.
 */
 
 #include <pthread.h>
@@ -25,6 +27,16 @@
 static lua_State *sharer;
 static pthread_mutex_t sharerlock = PTHREAD_MUTEX_INITIALIZER;
 static const void *common;  /* a prototype every thread runs */
+static lua_SharedTable *config;  /* a table every thread reads */
+
+static const char *const configcode =
+  "local t = { list = {} } for i = 1, 100 do t.list[i] = 'item' .. i end "
+  "t.__index = { hp = 10 } return t";
+
+static const char *const readcode =
+  "local t = ... local n = 0 for k, v in pairs(t.list) do n = n + #v end "
+  "local p = setmetatable({}, t) "
+  "return #t.list + p.hp + n + (p.missing and 1 or 0)";
 
 static const char *const commoncode =
   "local t = {} for i = 1, 200 do t['k' .. i] = i end "
@@ -67,7 +79,33 @@ static void oneround (int t, int r) {
   lua_call(L, 0, 1);
   check(L, lua_tointeger(L, -1) == 4);
   check(L, luaL_dostring(L, commoncode) == LUA_OK);
+  check(L, luaL_loadstring(L, readcode) == LUA_OK);
+  lua_pushsharedtable(L, config);
+  lua_call(L, 1, 1);
+  check(L, lua_tointeger(L, -1) == 100 + 10 + 9 * 5 + 90 * 6 + 7);
   lua_close(L);
+}
+
+
+static int checkshare (lua_State *M) {
+  lua_checkshare(M);
+  return 1;
+}
+
+
+/* the shared table, made in a state of its own (never closed here) */
+static lua_SharedTable *shareconfig (void) {
+  lua_State *M = lua_newstate(luaL_alloc, NULL, lua_hashseed(sharer));
+  lua_SharedTable *st;
+  luaL_openlibs(M);
+  lua_pushcfunction(M, checkshare);
+  check(M, luaL_loadstring(M, configcode) == LUA_OK);
+  lua_call(M, 0, 1);
+  lua_call(M, 1, 1);
+  pthread_mutex_lock(&sharerlock);
+  st = lua_sharetable(M);
+  pthread_mutex_unlock(&sharerlock);
+  return st;
 }
 
 
@@ -89,6 +127,7 @@ int main (void) {
   lua_settop(sharer, 0);
   lua_sharefixed(sharer);
   common = share(commoncode);
+  config = shareconfig();
   for (i = 0; i < NTHREADS; i++) {
     id[i] = i;
     pthread_create(&th[i], NULL, worker, &id[i]);

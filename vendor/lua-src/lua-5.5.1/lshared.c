@@ -39,12 +39,14 @@
 #include "lprefix.h"
 
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "lua.h"
 
 #include "lapi.h"
+#include "ldebug.h"
 #include "lfunc.h"
 #include "lgc.h"
 #include "lobject.h"
@@ -52,6 +54,7 @@
 #include "lstate.h"
 #include "lstring.h"
 #include "ltable.h"
+#include "ltm.h"
 
 
 typedef struct SharedSet {
@@ -148,14 +151,33 @@ static void setshared (GCObject *o) {
 }
 
 
-static void sharestring (global_State *g, TString *ts) {
+/*
+** Shares 'ts' and returns the string to use in its place: a short string
+** equal to one already in the set (made before that one was shared) is
+** replaced by it, so the set never holds two equal strings.
+*/
+static TString *sharestring (global_State *g, TString *ts) {
   if (ts == NULL || isshared(ts))
-    return;
-  setshared(obj2gco(ts));
-  if (strisshr(ts))
+    return ts;
+  if (strisshr(ts)) {
+    TString *other = luaS_findshared(g, getshrstr(ts), cast_sizet(ts->shrlen),
+                                     ts->hash);
+    if (other != NULL)
+      return other;
+    setshared(obj2gco(ts));
     addtoset(ts, g->seed);
-  else
+  }
+  else {
+    setshared(obj2gco(ts));
     luaS_hashlongstr(ts);  /* computed now: shared objects stay unwritten */
+  }
+  return ts;
+}
+
+
+/* shares the string in 'v' in place */
+static void sharesvalue (global_State *g, TValue *v) {
+  val_(v).gc = obj2gco(sharestring(g, tsvalue(v)));
 }
 
 
@@ -164,15 +186,15 @@ static void sharetree (global_State *g, Proto *p) {
   if (isshared(p))
     return;
   setshared(obj2gco(p));
-  sharestring(g, p->source);
+  p->source = sharestring(g, p->source);
   for (i = 0; i < p->sizek; i++) {
     if (ttisstring(&p->k[i]))
-      sharestring(g, tsvalue(&p->k[i]));
+      sharesvalue(g, &p->k[i]);
   }
   for (i = 0; i < p->sizeupvalues; i++)
-    sharestring(g, p->upvalues[i].name);
+    p->upvalues[i].name = sharestring(g, p->upvalues[i].name);
   for (i = 0; i < p->sizelocvars; i++)
-    sharestring(g, p->locvars[i].varname);
+    p->locvars[i].varname = sharestring(g, p->locvars[i].varname);
   for (i = 0; i < p->sizep; i++)
     sharetree(g, p->p[i]);
 }
@@ -186,7 +208,7 @@ static void sharekeys (global_State *g, Table *t, int depth) {
     if (isempty(gval(n)))
       continue;
     if (keyisshrstr(n))
-      sharestring(g, keystrval(n));
+      gckey(n) = obj2gco(sharestring(g, keystrval(n)));
     if (depth > 0 && ttistable(gval(n)))
       sharekeys(g, hvalue(gval(n)), depth - 1);
   }
@@ -410,7 +432,7 @@ static int portable (global_State *g, TValue *v) {
   if (!iscollectable(v))
     return 1;
   if (ttisshrstring(v)) {
-    sharestring(g, tsvalue(v));
+    sharesvalue(g, v);
     return 1;
   }
   return 0;
@@ -437,7 +459,7 @@ static lua_Template *copylayout (global_State *g, Table *t) {
     Node *n = &tp->node[i];
     if (keyisnil(n))
       continue;
-    sharestring(g, keystrval(n));
+    gckey(n) = obj2gco(sharestring(g, keystrval(n)));
     if (!portable(g, gval(n)))
       setempty(gval(n));
   }
@@ -509,3 +531,318 @@ LUA_API int lua_pushtemplate (lua_State *L, const lua_Template *tp) {
   return 1;
 }
 
+
+
+/*
+** {======================================================
+** Shared tables: a table tree built in a state of its own (a "matrix")
+** and read in place by every state. 'lua_sharetable' checks the tree,
+** then makes its tables, closures and strings shared: black with
+** SHAREDBIT, so no other state's collector marks or frees them, and
+** every write to them raises (ltable.c, lvm.c, lapi.c). Its short
+** strings and prototypes leave the matrix for good (they are in the
+** process-wide set, or shared prototypes, and never freed); its tables,
+** closures and long strings stay on the matrix's 'allgc' list, so closing
+** the matrix frees them. The matrix's collector is stopped: it must never
+** sweep (that would whiten) what the other states read. Reads of a
+** shared table write nothing: absent metamethods are cached in 'flags'
+** and the length hint is set before the table is shared, and neither is
+** updated afterwards.
+** =======================================================
+*/
+
+struct lua_SharedTable {
+  Table *t;
+  unsigned seed;  /* of its strings' hashes */
+  size_t count;  /* 'sharedcount' once its strings were shared */
+  size_t nstrs;
+  TString **strs;  /* its distinct short strings, for 'owncopy' checks */
+};
+
+
+/* a growable array of pointers (malloc'd: the walk may not raise) */
+typedef struct PtrVec {
+  void **p;
+  size_t n, size;
+} PtrVec;
+
+
+static void vecpush (PtrVec *v, void *x) {
+  if (v->n == v->size) {
+    size_t size = v->size ? 2 * v->size : 64;
+    void **p = cast(void **, realloc(v->p, size * sizeof(void *)));
+    if (p == NULL)
+      abort();  /* as 'newset' */
+    v->p = p;
+    v->size = size;
+  }
+  v->p[v->n++] = x;
+}
+
+
+/* the check's mark on a table: black, then white again once checked */
+static void paint (global_State *g, Table *t, int black) {
+  lu_byte color = black ? bitmask(BLACKBIT) : luaC_white(g);
+  t->marked = cast_byte((t->marked & ~(bitmask(BLACKBIT) | WHITEBITS)) | color);
+}
+
+
+/*
+** Checks one value of the tree; a table not seen yet is painted black
+** and queued. Returns an error message, or NULL.
+*/
+static const char *checkvalue (global_State *g, PtrVec *queue,
+                               const TValue *v) {
+  switch (ttypetag(v)) {
+    case LUA_VNIL: case LUA_VFALSE: case LUA_VTRUE:
+    case LUA_VNUMINT: case LUA_VNUMFLT: case LUA_VLIGHTUSERDATA:
+    case LUA_VLCF: case LUA_VSHRSTR: case LUA_VLNGSTR:
+      return NULL;
+    case LUA_VTABLE: {
+      Table *t = hvalue(v);
+      if (!isblack(t)) {
+        paint(g, t, 1);
+        vecpush(queue, t);
+      }
+      return NULL;
+    }
+    case LUA_VLCL:
+      return clLvalue(v)->nupvalues > 0 ? "Invalid function with upvalue" : NULL;
+    case LUA_VCCL:
+      return "Invalid function with upvalue";
+    default:
+      return NULL;  /* the caller names the type */
+  }
+}
+
+
+static int shareabletype (const TValue *v) {
+  switch (ttype(v)) {
+    case LUA_TNIL: case LUA_TBOOLEAN: case LUA_TNUMBER:
+    case LUA_TLIGHTUSERDATA: case LUA_TSTRING: case LUA_TTABLE:
+    case LUA_TFUNCTION:
+      return 1;
+    default:
+      return 0;
+  }
+}
+
+
+/*
+** The first reason the tree under 't' cannot be shared, or NULL; or a
+** type no state may share in '*badtype'. Leaves every table white.
+*/
+static const char *checktree (lua_State *L, Table *t, int *badtype) {
+  global_State *g = G(L);
+  PtrVec seen = {NULL, 0, 0};
+  const char *err = NULL;
+  size_t next = 0;
+  paint(g, t, 1);
+  vecpush(&seen, t);
+  for (; err == NULL && *badtype < 0 && next < seen.n; next++) {
+    unsigned i;
+    t = cast(Table *, seen.p[next]);
+    if (t->metatable != NULL) {
+      err = "Can't share metatable";
+      break;
+    }
+    for (i = 0; err == NULL && *badtype < 0 && i < t->asize; i++) {
+      TValue v;
+      arr2obj(t, i, &v);
+      if (!shareabletype(&v))
+        *badtype = ttype(&v);
+      else
+        err = checkvalue(g, &seen, &v);
+    }
+    for (i = 0; err == NULL && *badtype < 0 && i < sizenode(t); i++) {
+      Node *n = gnode(t, i);
+      TValue k;
+      if (isempty(gval(n)))
+        continue;
+      getnodekey(L, &k, n);
+      if (!shareabletype(&k))
+        *badtype = ttype(&k);
+      else if (!shareabletype(gval(n)))
+        *badtype = ttype(gval(n));
+      else if ((err = checkvalue(g, &seen, &k)) == NULL)
+        err = checkvalue(g, &seen, gval(n));
+    }
+  }
+  for (next = 0; next < seen.n; next++)
+    paint(g, cast(Table *, seen.p[next]), 0);
+  free(seen.p);
+  return err;
+}
+
+
+/* shares one value in place; tables are queued, short strings listed */
+static void sharevalue (global_State *g, PtrVec *queue, PtrVec *strs,
+                        TValue *v) {
+  if (ttisstring(v)) {
+    sharesvalue(g, v);
+    if (ttisshrstring(v))
+      vecpush(strs, tsvalue(v));
+  }
+  else if (ttistable(v)) {
+    if (!isshared(hvalue(v)))
+      vecpush(queue, hvalue(v));
+  }
+  else if (ttisLclosure(v)) {
+    LClosure *cl = clLvalue(v);
+    if (!isshared(cl)) {
+      setshared(obj2gco(cl));
+      sharetree(g, cl->p);
+    }
+  }
+}
+
+
+static void sharetable (lua_State *L, Table *t, PtrVec *queue,
+                        PtrVec *strs) {
+  global_State *g = G(L);
+  unsigned i;
+  int e;
+  for (i = 0; i < t->asize; i++) {
+    TValue v;
+    arr2obj(t, i, &v);
+    sharevalue(g, queue, strs, &v);
+    obj2arr(t, i, &v);
+  }
+  for (i = 0; i < sizenode(t); i++) {
+    Node *n = gnode(t, i);
+    TValue k;
+    if (isempty(gval(n)))
+      continue;
+    getnodekey(L, &k, n);
+    sharevalue(g, queue, strs, &k);  /* an equal key has the same hash */
+    setnodekey(n, &k);
+    sharevalue(g, queue, strs, gval(n));
+  }
+  luaH_getn(L, t);  /* sets the length hint */
+  for (e = 0; e <= TM_EQ; e++)  /* caches the absent metamethods */
+    luaT_gettm(t, cast(TMS, e), g->tmname[e]);
+  setshared(obj2gco(t));
+}
+
+
+/*
+** Takes the shared short strings and prototypes off the state's lists
+** (and the strings out of its string table), and out of its count of
+** memory in use: the state may be closed, they must live on.
+*/
+static void unlinkforever (lua_State *L, GCObject **pp) {
+  global_State *g = G(L);
+  while (*pp != NULL) {
+    GCObject *o = *pp;
+    if (isshared(o) && o->tt == LUA_VSHRSTR) {
+      *pp = o->next;
+      luaS_remove(L, gco2ts(o));
+      g->GCdebt += cast(l_mem, sizestrshr(cast_uint(gco2ts(o)->shrlen)));
+    }
+    else if (isshared(o) && o->tt == LUA_VPROTO) {
+      *pp = o->next;
+      g->GCdebt += cast(l_mem, luaF_protosize(gco2p(o)));
+    }
+    else
+      pp = &o->next;
+  }
+}
+
+
+static int cmpptr (const void *a, const void *b) {
+  uintptr_t x = cast(uintptr_t, *cast(void *const *, a));
+  uintptr_t y = cast(uintptr_t, *cast(void *const *, b));
+  return (x > y) - (x < y);
+}
+
+
+/* sorts the listed strings and drops repeats */
+static void distinct (PtrVec *strs) {
+  size_t i, n = 0;
+  if (strs->n == 0)
+    return;
+  qsort(strs->p, strs->n, sizeof(void *), cmpptr);
+  for (i = 1; i < strs->n; i++) {
+    if (strs->p[i] != strs->p[n])
+      strs->p[++n] = strs->p[i];
+  }
+  strs->n = n + 1;
+}
+
+
+LUA_API void lua_checkshare (lua_State *L) {
+  const char *err;
+  int badtype = -1;
+  lua_lock(L);
+  api_check(L, ttistable(s2v(L->top.p - 1)), "table expected");
+  collecttopause(L);  /* every object white, no sweep under way */
+  err = checktree(L, hvalue(s2v(L->top.p - 1)), &badtype);
+  if (err != NULL)
+    luaG_runerror(L, "%s", err);
+  if (badtype >= 0)
+    luaG_runerror(L, "Invalid type [%s]", ttypename(badtype));
+  lua_unlock(L);
+}
+
+
+LUA_API lua_SharedTable *lua_sharetable (lua_State *L) {
+  global_State *g = G(L);
+  Table *root;
+  PtrVec queue = {NULL, 0, 0}, strs = {NULL, 0, 0};
+  lua_SharedTable *st;
+  lua_lock(L);
+  root = hvalue(s2v(L->top.p - 1));
+  collecttopause(L);  /* every object white, no sweep under way */
+  st = cast(lua_SharedTable *, malloc(sizeof(lua_SharedTable)));
+  if (st == NULL)
+    abort();  /* as 'newset' */
+  vecpush(&queue, root);
+  while (queue.n > 0) {
+    Table *t = cast(Table *, queue.p[--queue.n]);
+    if (!isshared(t))
+      sharetable(L, t, &queue, &strs);
+  }
+  free(queue.p);
+  unlinkforever(L, &g->allgc);
+  unlinkforever(L, &g->fixedgc);
+  g->gcstp = GCSTPUSR;  /* never to run again */
+  distinct(&strs);
+  st->t = root;
+  st->seed = g->seed;
+  st->count = luaS_sharedcount();
+  st->nstrs = strs.n;
+  st->strs = cast(TString **, strs.p);
+  lua_unlock(L);
+  return st;
+}
+
+
+LUA_API int lua_pushsharedtable (lua_State *L, const lua_SharedTable *st) {
+  global_State *g = G(L);
+  int own = (g->seed != st->seed);
+  size_t i;
+  lua_lock(L);
+  sethvalue2s(L, L->top.p, st->t);  /* no barrier: 't' is never white */
+  api_incr_top(L);
+  if (st->count > g->sharedmark) {  /* L may have copies of its strings? */
+    for (i = 0; !own && i < st->nstrs; i++)
+      own = (owncopy(g, st->strs[i]) != NULL);
+  }
+  lua_unlock(L);
+  return !own;
+}
+
+
+LUA_API void lua_freesharedtable (lua_SharedTable *st) {
+  free(st->strs);
+  free(st);
+}
+
+
+LUA_API int lua_issharedtable (lua_State *L, int idx) {
+  if (lua_type(L, idx) != LUA_TTABLE)
+    return 0;
+  return isshared(cast(const Table *, lua_topointer(L, idx)));
+}
+
+/* }====================================================== */

@@ -89,4 +89,39 @@ LUA_API lua_Template *(lua_maketemplate) (lua_State *L);
 */
 LUA_API int (lua_pushtemplate) (lua_State *L, const lua_Template *tp);
 
+/*
+** A table tree shared by every state (see lshared.c): made in a state of
+** its own, which must outlive every use and is then closed.
+*/
+typedef struct lua_SharedTable lua_SharedTable;
+
+/*
+** Checks that the table on the top of the stack may be shared: raises
+** "Can't share metatable", "Invalid function with upvalue" or "Invalid
+** type [<type>]" when its tree holds what no other state may read.
+*/
+LUA_API void (lua_checkshare) (lua_State *L);
+
+/*
+** Makes the table on the top of the stack, checked by 'lua_checkshare'
+** with nothing run since, and everything in it, shared and read-only
+** (never raises). Same conditions as 'lua_shareproto'. Afterwards L's
+** collector is stopped and L must run nothing more; closing L frees the
+** tables (and the handle must then be freed).
+*/
+LUA_API lua_SharedTable *(lua_sharetable) (lua_State *L);
+
+/*
+** Pushes the shared table. Returns 0 when L must not use it as it is (L
+** has its own copies of some of its strings, or another hash seed): L
+** then makes a copy of its own from it.
+*/
+LUA_API int (lua_pushsharedtable) (lua_State *L, const lua_SharedTable *st);
+
+/* Frees the handle, once its state is closed. */
+LUA_API void (lua_freesharedtable) (lua_SharedTable *st);
+
+/* Whether the value at 'idx' is a shared table. */
+LUA_API int (lua_issharedtable) (lua_State *L, int idx);
+
 #endif

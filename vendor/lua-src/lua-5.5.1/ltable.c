@@ -1153,6 +1153,8 @@ int luaH_pset (Table *t, const TValue *key, TValue *val) {
 void luaH_finishset (lua_State *L, Table *t, const TValue *key,
                                     TValue *value, int hres) {
   lua_assert(hres != HOK);
+  if (l_unlikely(isshared(t)))
+    luaH_sharedwrite(L);
   if (hres == HNOTFOUND) {
     TValue aux;
     const TValue *actk = key;  /* actual key to insert */
@@ -1188,12 +1190,21 @@ void luaH_finishset (lua_State *L, Table *t, const TValue *key,
 }
 
 
+/* a write to a shared table (lshared.c), which no state may change */
+l_noret luaH_sharedwrite (lua_State *L) {
+  luaG_runerror(L, "attempt to change a shared table");
+}
+
+
 /*
 ** beware: when using this function you probably need to check a GC
 ** barrier and invalidate the TM cache.
 */
 void luaH_set (lua_State *L, Table *t, const TValue *key, TValue *value) {
-  int hres = luaH_pset(t, key, value);
+  int hres;
+  if (l_unlikely(isshared(t)))
+    luaH_sharedwrite(L);
+  hres = luaH_pset(t, key, value);
   if (hres != HOK)
     luaH_finishset(L, t, key, value, hres);
 }
@@ -1205,6 +1216,8 @@ void luaH_set (lua_State *L, Table *t, const TValue *key, TValue *value) {
 */
 void luaH_setint (lua_State *L, Table *t, lua_Integer key, TValue *value) {
   unsigned ik = ikeyinarray(t, key);
+  if (l_unlikely(isshared(t)))
+    luaH_sharedwrite(L);
   if (ik > 0)
     obj2arr(t, ik - 1, value);
   else {
@@ -1282,7 +1295,8 @@ static unsigned int binsearch (Table *array, unsigned int i, unsigned int j) {
 /* return a border, saving it as a hint for next call */
 static lua_Unsigned newhint (Table *t, unsigned hint) {
   lua_assert(hint <= t->asize);
-  *lenhint(t) = hint;
+  if (!isshared(t))  /* other threads may be reading a shared table */
+    *lenhint(t) = hint;
   return hint;
 }
 
@@ -1332,7 +1346,8 @@ lua_Unsigned luaH_getn (lua_State *L, Table *t) {
     }
     /* last element non empty; set a hint to speed up finding that again */
     /* (keys in the hash part cannot be hints) */
-    *lenhint(t) = asize;
+    if (!isshared(t))
+      *lenhint(t) = asize;
   }
   /* no array part or t[asize] is not empty; check the hash part */
   lua_assert(asize == 0 || !arraykeyisempty(t, asize));

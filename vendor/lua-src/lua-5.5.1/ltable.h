@@ -161,6 +161,7 @@ LUAI_FUNC int luaH_pset (Table *t, const TValue *key, TValue *val);
 
 LUAI_FUNC void luaH_setint (lua_State *L, Table *t, lua_Integer key,
                                                     TValue *value);
+LUAI_FUNC l_noret luaH_sharedwrite (lua_State *L);
 LUAI_FUNC void luaH_set (lua_State *L, Table *t, const TValue *key,
                                                  TValue *value);
 

@@ -9,6 +9,7 @@
 
 
 #include "ldo.h"
+#include "lgc.h"
 #include "lobject.h"
 #include "ltm.h"
 
@@ -92,10 +93,12 @@ typedef enum {
 
 
 #define luaV_fastset(t,k,val,hres,f) \
-  (hres = (!ttistable(t) ? HNOTATABLE : f(hvalue(t), k, val)))
+  (hres = (!ttistable(t) ? HNOTATABLE : \
+           l_unlikely(isshared(hvalue(t))) ? HNOTFOUND : f(hvalue(t), k, val)))
 
 #define luaV_fastseti(t,k,val,hres) \
   if (!ttistable(t)) hres = HNOTATABLE; \
+  else if (l_unlikely(isshared(hvalue(t)))) hres = HNOTFOUND; \
   else { luaH_fastseti(hvalue(t), k, val, hres); }
 
 
