@@ -71,10 +71,12 @@ const BENCHES: &[Bench] = &[
     Bench {
         name: "sharetable",
         about: "a ~10 MB table loaded once with sharetable, read by 1000 agents; memory",
+        harbor: false,
     },
     Bench {
         name: "sharedata",
         about: "a ~10 MB table loaded once with sharedata, read by 1000 agents; memory",
+        harbor: false,
     },
 ];
 
