@@ -78,6 +78,13 @@ pub fn dispatch_batch(
         }
         i += 1;
     }
+    // A service that exited is released by the worker that ran it, before the next
+    // service runs (as upstream's last reference drop does): its __gc effects, such as
+    // an stm writer emptying its slot, come before whatever was queued after it.
+    if ctx.queue.is_retired() {
+        ctx.release();
+        return run_queue.pop();
+    }
     match run_queue.pop() {
         Some(next) => {
             run_queue.push(ctx);

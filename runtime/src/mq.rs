@@ -10,7 +10,7 @@
 use crate::message::Message;
 use parking_lot::Mutex;
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 /// Queue length past which a pop reports an overload; it doubles after each report and
 /// starts over when the queue empties, as upstream's.
@@ -27,6 +27,8 @@ struct State {
 
 pub struct ServiceQueue {
     state: Mutex<State>,
+    /// `State::retired`, readable without the lock by the worker ending a batch.
+    retired: AtomicBool,
 }
 
 /// What a push did.
@@ -67,6 +69,7 @@ impl ServiceQueue {
                 released: false,
                 overload_threshold: OVERLOAD_THRESHOLD,
             }),
+            retired: AtomicBool::new(false),
         }
     }
 
@@ -126,12 +129,18 @@ impl ServiceQueue {
     pub fn retire(&self) -> bool {
         let mut s = self.state.lock();
         s.retired = true;
+        self.retired.store(true, Ordering::Release);
         if s.in_global {
             false
         } else {
             s.in_global = true;
             true
         }
+    }
+
+    /// Whether the service was retired (it is released at the end of its batch).
+    pub fn is_retired(&self) -> bool {
+        self.retired.load(Ordering::Acquire)
     }
 
     /// Ends the queue for good and hands back what was still in it.
