@@ -26,58 +26,113 @@ use std::process::{Child, Command, ExitCode, ExitStatus, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// One benchmark: the name used on the command line and in the `BENCH` line, what it
-/// measures (for `--list`), and whether it needs two harbor nodes: harbor 1 (the
-/// master) runs the service with `bench_role = "sink"` and prints `BENCHREADY`, then
-/// harbor 2 runs it as the measured node.
+/// One benchmark: the name used on the command line and in the table, what it measures
+/// (for `--list`), the start service that runs it (`bench/bench_<service>.lua`, which
+/// prints `BENCH <service> ...`), config lines it adds (before `--set`, so the command
+/// line wins), the worker threads it pins (else `--threads`), and whether it needs two
+/// harbor nodes: harbor 1 (the master) runs the service with `bench_role = "sink"` and
+/// prints `BENCHREADY`, then harbor 2 runs it as the measured node.
 struct Bench {
     name: &'static str,
     about: &'static str,
+    service: &'static str,
+    config: &'static [(&'static str, &'static str)],
+    threads: Option<u32>,
     harbor: bool,
 }
 
-/// In the order they run. The start service of `name` is `bench/bench_<name>.lua`.
+impl Bench {
+    /// A single-node benchmark whose start service carries its name.
+    const fn node(name: &'static str, about: &'static str) -> Bench {
+        Bench {
+            name,
+            about,
+            service: name,
+            config: &[],
+            threads: None,
+            harbor: false,
+        }
+    }
+
+    /// The request/response pingpong over one TCP connection (`bench_sock_pingpong.lua`).
+    const fn pingpong(
+        name: &'static str,
+        about: &'static str,
+        config: &'static [(&'static str, &'static str)],
+        threads: u32,
+    ) -> Bench {
+        Bench {
+            name,
+            about,
+            service: "sock_pingpong",
+            config,
+            threads: Some(threads),
+            harbor: false,
+        }
+    }
+}
+
+/// In the order they run.
 const BENCHES: &[Bench] = &[
+    Bench::node(
+        "send",
+        "one producer floods a consumer with skynet.send, then syncs with a call",
+    ),
+    Bench::node(
+        "call",
+        "sequential skynet.call round trips to an echo service",
+    ),
+    Bench::node(
+        "spawn",
+        "sequential skynet.newservice of an idle service; memory per service; kill",
+    ),
+    Bench::node(
+        "timer",
+        "many coroutines doing skynet.sleep(1) repeatedly; wall time over ideal",
+    ),
+    Bench::node(
+        "seri",
+        "skynet.pack/unpack round trips of a ~700-byte nested table",
+    ),
     Bench {
-        name: "send",
-        about: "one producer floods a consumer with skynet.send, then syncs with a call",
-        harbor: false,
-    },
-    Bench {
-        name: "call",
-        about: "sequential skynet.call round trips to an echo service",
-        harbor: false,
-    },
-    Bench {
-        name: "spawn",
-        about: "sequential skynet.newservice of an idle service; memory per service; kill",
-        harbor: false,
-    },
-    Bench {
-        name: "timer",
-        about: "many coroutines doing skynet.sleep(1) repeatedly; wall time over ideal",
-        harbor: false,
-    },
-    Bench {
-        name: "seri",
-        about: "skynet.pack/unpack round trips of a ~700-byte nested table",
-        harbor: false,
-    },
-    Bench {
-        name: "harbor_send",
-        about: "skynet.send floods a service on another harbor node, then syncs with a call",
         harbor: true,
+        ..Bench::node(
+            "harbor_send",
+            "skynet.send floods a service on another harbor node, then syncs with a call",
+        )
     },
-    Bench {
-        name: "sharetable",
-        about: "a ~10 MB table loaded once with sharetable, read by 1000 agents; memory",
-        harbor: false,
-    },
-    Bench {
-        name: "sharedata",
-        about: "a ~10 MB table loaded once with sharedata, read by 1000 agents; memory",
-        harbor: false,
-    },
+    Bench::node(
+        "sharetable",
+        "a ~10 MB table loaded once with sharetable, read by 1000 agents; memory",
+    ),
+    Bench::node(
+        "sharedata",
+        "a ~10 MB table loaded once with sharedata, read by 1000 agents; memory",
+    ),
+    Bench::pingpong(
+        "sock_pingpong_64",
+        "one connection, a request of bench_body bytes answered by 4 bytes (64 B)",
+        &[("bench_body", "64")],
+        2,
+    ),
+    Bench::pingpong(
+        "sock_pingpong_8k",
+        "one connection, a request of bench_body bytes answered by 4 bytes (8 KB)",
+        &[("bench_body", "8192")],
+        2,
+    ),
+    Bench::pingpong(
+        "sock_pingpong_64_t1",
+        "as sock_pingpong_64 on one worker thread",
+        &[("bench_body", "64")],
+        1,
+    ),
+    Bench::pingpong(
+        "sock_pingpong_8k_t1",
+        "as sock_pingpong_8k on one worker thread",
+        &[("bench_body", "8192")],
+        1,
+    ),
 ];
 
 /// A node's place in a two-node harbor benchmark.
@@ -102,7 +157,7 @@ NAME filters benchmarks by substring (all when none is given).
 
 options:
   --runs N          run each benchmark N times and report the median (default 1)
-  --threads N       worker threads of the node (default 2)
+  --threads N       worker threads of the node (default 2; *_t1 rows pin 1, pingpong 2)
   --set KEY=VALUE   add a config line, e.g. --set bench_n=100000 (repeatable)
   --timeout SECS    kill a run that has not finished after SECS (default 120)
   --list            list the benchmarks and exit
@@ -244,7 +299,7 @@ impl Setup {
         // `root` names the skynet root the library comes from (the repository unless
         // SKYNET_ROOT is set); the trailing slash matches upstream's `root = "./"`.
         let _ = writeln!(c, "root = {}", lua_str(&lib("")));
-        let _ = writeln!(c, "thread = {}", o.threads);
+        let _ = writeln!(c, "thread = {}", bench.threads.unwrap_or(o.threads));
         match harbor {
             None => {
                 let _ = writeln!(c, "harbor = 0");
@@ -259,7 +314,11 @@ impl Setup {
                 }
             }
         }
-        let _ = writeln!(c, "start = {}", lua_str(&format!("bench_{}", bench.name)));
+        let _ = writeln!(
+            c,
+            "start = {}",
+            lua_str(&format!("bench_{}", bench.service))
+        );
         let _ = writeln!(c, "bootstrap = \"snlua bootstrap\"");
         // bench/ first, so a benchmark service cannot be shadowed by a library service.
         let luaservice = format!("{};{}", bench_dir("?.lua"), lib("service/?.lua"));
@@ -277,6 +336,9 @@ impl Setup {
         // binary has them built in and ignores the missing files.
         let _ = writeln!(c, "lua_cpath = {}", lua_str(&lib("luaclib/?.so")));
         let _ = writeln!(c, "cpath = {}", lua_str(&lib("cservice/?.so")));
+        for (k, v) in bench.config {
+            let _ = writeln!(c, "{k} = {}", lua_str(v));
+        }
         for (k, v) in &o.sets {
             let _ = writeln!(c, "{k} = {}", lua_str(v));
         }
@@ -331,7 +393,7 @@ fn run_once(setup: &Setup, bench: &Bench, o: &Options, run: usize) -> Result<Fig
     let out = run_node(&setup.bin, &dir, &config, o.timeout);
     drop(sink);
     let out = out?;
-    let result = parse_output(bench.name, &out.stdout).map_err(|why| {
+    let result = parse_output(bench.service, &out.stdout).map_err(|why| {
         let status = match out.status {
             Some(s) => s.to_string(),
             None => format!("killed after {} s", o.timeout.as_secs()),
@@ -613,7 +675,7 @@ fn main() -> ExitCode {
     };
     if o.list {
         for b in BENCHES {
-            println!("{:8} {}", b.name, b.about);
+            println!("{:20} {}", b.name, b.about);
         }
         return ExitCode::SUCCESS;
     }
