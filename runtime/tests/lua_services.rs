@@ -373,3 +373,8 @@ fn sharedata_lib() {
 fn datasheet_lib() {
     run_pass(NodeSpec::new("test_datasheet").threads(2)).cleanup();
 }
+
+#[test]
+fn sharemap_lib() {
+    run_pass(NodeSpec::new("test_sharemap").threads(2)).cleanup();
+}
