@@ -52,6 +52,7 @@ pub fn dispatch_batch(
     };
     let mut batch = 1usize;
     let mut i = 0;
+    let mut drained = false;
     while i < batch {
         match ctx.queue.pop() {
             Popped::Message(PoppedMessage {
@@ -62,6 +63,7 @@ pub fn dispatch_batch(
                 if i == 0 && weight >= 0 {
                     batch = (left >> weight).max(1);
                 }
+                drained = left == 0;
                 if let Some(len) = overload {
                     logging::error(
                         ctx.handle,
@@ -83,6 +85,9 @@ pub fn dispatch_batch(
     // an stm writer emptying its slot, come before whatever was queued after it.
     if ctx.queue.is_retired() {
         ctx.release();
+        return run_queue.pop();
+    }
+    if drained && ctx.queue.idle_if_empty() {
         return run_queue.pop();
     }
     match run_queue.pop() {

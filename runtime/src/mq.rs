@@ -119,6 +119,19 @@ impl ServiceQueue {
         }
     }
 
+    /// Makes an empty queue idle, as a pop that finds it empty does; true if it was
+    /// empty. Lets the worker that drained it leave it out of the run queue instead of
+    /// putting it back only for the next pop to find nothing.
+    pub fn idle_if_empty(&self) -> bool {
+        let mut s = self.state.lock();
+        if !s.messages.is_empty() || s.retired {
+            return false;
+        }
+        s.overload_threshold = OVERLOAD_THRESHOLD;
+        s.in_global = false;
+        true
+    }
+
     /// Messages waiting (STAT mqlen).
     pub fn waiting(&self) -> usize {
         self.state.lock().messages.len()
@@ -243,6 +256,24 @@ mod tests {
         assert!(matches!(q.pop(), Popped::Empty));
         assert!(matches!(q.pop(), Popped::Empty));
         assert!(matches!(q.push(msg(5)), Pushed::Scheduled));
+    }
+
+    #[test]
+    fn a_drained_queue_goes_idle_without_another_pop() {
+        let q = ServiceQueue::new();
+        assert!(matches!(q.push(msg(1)), Pushed::Queued));
+        assert!(!q.idle_if_empty(), "a message is waiting");
+        assert_eq!(pop(&q).message.session, 1);
+        assert!(q.idle_if_empty());
+        // Idle: the next push schedules it again.
+        assert!(matches!(q.push(msg(2)), Pushed::Scheduled));
+        let retired = ServiceQueue::new();
+        let _ = retired.retire();
+        assert!(
+            !retired.idle_if_empty(),
+            "a retired queue stays for its release"
+        );
+        assert!(retired.is_retired());
     }
 
     #[test]
