@@ -5,13 +5,18 @@
 //! if another thread polls already, it sleeps on one condition variable. A send never
 //! wakes one (waking a thread costs far more than a message); the timer thread wakes one
 //! idle worker every 2.5 ms, and a busy worker finds new work itself after every batch.
+//! A busy worker that ends a batch with other services still waiting in the run queue
+//! asks one idle worker to help, once until that one has looked for work: a fan-out
+//! (a service that sent to a thousand others in one message) then runs on every core at
+//! once instead of waiting for the next tick, while a conversation between two services,
+//! which leaves nothing else queued, stays on one worker with no wake-up at all.
 //! The node stops when no live service is left.
 
 use crate::dispatch::{self, DispatchWatch};
 use crate::memory::GiveBack;
 use crate::{command, context, logging, socket, timer};
 use parking_lot::{Condvar, Mutex};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::thread;
 use std::time::Duration;
@@ -35,6 +40,10 @@ static SLEEPERS: LazyLock<Sleepers> = LazyLock::new(|| Sleepers {
 static QUIT: AtomicBool = AtomicBool::new(false);
 static WORKERS: AtomicU32 = AtomicU32::new(0);
 static SIGHUP: AtomicBool = AtomicBool::new(false);
+/// Workers asleep on the condition variable (`SLEEPERS.count`, read without its lock).
+static ASLEEP: AtomicUsize = AtomicUsize::new(0);
+/// A busy worker asked for help and no idle worker has looked for work since.
+static HELP_ASKED: AtomicBool = AtomicBool::new(false);
 
 /// Wakes one sleeping worker if at least `min_sleeping` workers are asleep; false if
 /// none was woken.
@@ -62,6 +71,23 @@ pub fn wakeup_if_all_sleep() {
 fn wakeup_any() {
     if !wakeup(1) && context::scheduled().has_work() {
         socket::wake();
+    }
+}
+
+/// After a batch, with services still waiting: wakes one idle worker (module doc).
+fn ask_for_help() {
+    if HELP_ASKED.load(Ordering::Relaxed) || !context::scheduled().has_work() {
+        return;
+    }
+    if ASLEEP.load(Ordering::Relaxed) == 0 && !socket::worker_polls() {
+        return;
+    }
+    if HELP_ASKED.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    if !wakeup(1) && !socket::wake() {
+        // Nobody was idle after all; the next batch may ask again.
+        HELP_ASKED.store(false, Ordering::Release);
     }
 }
 
@@ -128,21 +154,27 @@ fn worker(monitor: Arc<Monitor>, weight: i32) {
     while !QUIT.load(Ordering::Acquire) {
         current = dispatch::dispatch_batch(current, weight, &*monitor);
         memory.busy();
-        if current.is_none() {
+        if current.is_some() {
+            ask_for_help();
+        } else {
             memory.idle();
             // An idle worker polls the sockets if nobody does (socket/poller.rs): what
             // it reads it runs next, without waking anyone.
             if socket::lend(|| context::scheduled().has_work()) {
+                HELP_ASKED.store(false, Ordering::Release);
                 continue;
             }
             let mut count = SLEEPERS.count.lock();
             *count += 1;
+            ASLEEP.fetch_add(1, Ordering::Relaxed);
             // Recheck under the lock so a wakeup between the failed pop and the wait is
             // not lost for long: the timer tick wakes a sleeper every 2.5 ms anyway.
             if !QUIT.load(Ordering::Acquire) && context::scheduled().is_empty() {
                 SLEEPERS.cond.wait(&mut count);
             }
             *count -= 1;
+            ASLEEP.fetch_sub(1, Ordering::Relaxed);
+            HELP_ASKED.store(false, Ordering::Release);
         }
     }
 }

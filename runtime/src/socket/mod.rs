@@ -24,7 +24,7 @@ mod server;
 pub use address::{
     decode_udp_address, encode_udp_address, parse_address, resolve_all, AddressError,
 };
-pub use poller::{lend, wake};
+pub use poller::{lend, wake, worker_polls};
 pub use record::Event;
 
 use crate::message::Payload;

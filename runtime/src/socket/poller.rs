@@ -130,12 +130,21 @@ pub fn lend(has_work: impl Fn() -> bool) -> bool {
 }
 
 /// Ends the poll of a worker holding the role, if one does (the scheduler queued work
-/// and no other worker is idle).
-pub fn wake() {
-    let Some(p) = POLLER.get() else { return };
+/// and no other worker is idle); false when no worker polls.
+pub fn wake() -> bool {
+    let Some(p) = POLLER.get() else { return false };
     if p.worker_polling.load(Ordering::SeqCst) {
         let _ = p.waker.wake();
+        return true;
     }
+    false
+}
+
+/// Whether a worker holds the poller role (an idle worker that [`wake`] can call).
+pub fn worker_polls() -> bool {
+    POLLER
+        .get()
+        .is_some_and(|p| p.worker_polling.load(Ordering::Relaxed))
 }
 
 /// A request was queued: if nobody polls, the socket thread serves it now.
