@@ -1,7 +1,8 @@
 //! Cluster: real nodes on 127.0.0.1 (ports 21000-21099) talking through
 //! `skynet.cluster`: our two-node example, a peer killed with calls waiting, a reload
-//! to a new address with calls in flight, malformed streams, and (with `SKYNET_C`) a
-//! node of this core and a C skynet node calling each other both ways.
+//! to a new address with calls in flight, `__nowaiting` and a traced call, malformed
+//! streams, and (with `SKYNET_C`) a node of this core and a C skynet node calling each
+//! other both ways.
 
 mod common;
 
@@ -250,6 +251,38 @@ fn reload_moves_a_node_with_calls_in_flight() {
         ),
     );
     client.assert_pass("test_cluster_reload");
+}
+
+#[test]
+fn nowaiting_fails_at_once_and_traces_cross_nodes() {
+    let port = 21020;
+    let server = our_server("cluster-nowait-server", "server", port, "S");
+    let mut client = Node::ours(
+        "cluster-nowait-client",
+        &spec(
+            "test_cluster_nowaiting",
+            &[],
+            &[format!("cluster_server = \"127.0.0.1:{port}\"")],
+        ),
+    );
+    client.assert_pass("test_cluster_nowaiting");
+    let out = client.out();
+    let tag = out
+        .lines()
+        .find_map(|l| l.strip_prefix("TRACETAG "))
+        .unwrap_or_else(|| panic!("no TRACETAG line\n{}", client.dump()))
+        .trim()
+        .to_owned();
+    // The server logs the request under the client's tag, prefixed as upstream's
+    // clustersender prefixes it: "(<this node>-<peer node>-<session>)<tag>".
+    let needle = format!("){tag}>");
+    let log = server.log();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("<TRACE (") && l.contains(&needle) && l.contains(" request")),
+        "no {needle:?} request line in the server's log\n{}",
+        server.dump()
+    );
 }
 
 // ---- malformed streams, sent by hand ----
