@@ -609,7 +609,9 @@ struct Decoder<'a> {
     l: *mut lua_State,
     data: &'a [u8],
     pos: usize,
-    sizes: HashSizes,
+    /// Scanned at the stream's first table, so a message without tables (most of them)
+    /// pays nothing for it.
+    sizes: Option<HashSizes>,
 }
 
 impl<'a> Decoder<'a> {
@@ -722,12 +724,25 @@ impl<'a> Decoder<'a> {
         Ok(())
     }
 
+    /// Scans the hash sizes from the first table on. Out of line, so the scan's state is
+    /// not part of the frame of `table`, which recurses as deep as tables nest.
+    #[inline(never)]
+    fn scan_sizes(&mut self) {
+        // The first table is a top-level value: tables are numbered from its tag on, just
+        // behind `pos`.
+        let from = self.data.get(self.pos - 1..).unwrap_or_default();
+        self.sizes = Some(HashSizes::scan(from));
+    }
+
     /// Decodes a table whose tag carried `cookie` and pushes it.
     ///
     /// # Safety
     /// As [`Decoder::value`].
     unsafe fn table(&mut self, cookie: u8, depth: u32) -> Result<(), StreamError> {
         let l = self.l;
+        if self.sizes.is_none() {
+            self.scan_sizes();
+        }
         let n = if cookie == ARRAY_SIZE_FOLLOWS {
             let size_tag = self.fixed::<1>(AT_ARRAY_SIZE_TAG)?[0];
             if size_tag & 7 != TYPE_NUMBER || size_tag >> 3 == NUMBER_REAL {
@@ -744,7 +759,7 @@ impl<'a> Decoder<'a> {
         // useful pre-size and a corrupt size cannot make us allocate a huge table.
         let room = self.rest().len().min(c_int::MAX as usize) as i64;
         let presize = n.clamp(0, room) as c_int;
-        let records = self.sizes.take();
+        let records = self.sizes.as_mut().map_or(0, HashSizes::take);
         // SAFETY: luaL_checkstack raises "stack overflow" itself if the stack cannot grow;
         // this frame owns nothing a longjmp could skip. The table, a key and a value need
         // three slots; nested tables reserve their own.
@@ -914,7 +929,7 @@ pub unsafe fn unpack_bytes(l: *mut lua_State, data: &[u8]) -> Result<c_int, Stre
         l,
         data,
         pos: 0,
-        sizes: HashSizes::scan(data),
+        sizes: None,
     };
     let mut count: c_int = 0;
     while dec.pos < data.len() {
