@@ -378,3 +378,22 @@ fn datasheet_lib() {
 fn sharemap_lib() {
     run_pass(NodeSpec::new("test_sharemap").threads(2)).cleanup();
 }
+
+#[test]
+fn print_lines_stay_whole() {
+    let r = run_pass(NodeSpec::new("test_print").threads(4));
+    let lines: Vec<&str> = r
+        .stdout
+        .lines()
+        .filter(|l| !l.starts_with("TEST "))
+        .collect();
+    assert_eq!(lines.len(), 4 * 500, "{}", r.dump());
+    for line in lines {
+        let fields: Vec<&str> = line.split('\t').collect();
+        assert!(
+            fields.len() == 7 && fields[0] == "P" && fields[3..] == ["a", "b", "c", "d"],
+            "a mixed line: {line:?}"
+        );
+    }
+    r.cleanup();
+}

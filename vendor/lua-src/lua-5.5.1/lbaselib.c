@@ -22,18 +22,29 @@
 #include "llimits.h"
 
 
+/*
+** The line is built first and written with one call: services print from
+** several threads at once, and a line written piece by piece would mix with
+** theirs (skynet patch).
+*/
 static int luaB_print (lua_State *L) {
   int n = lua_gettop(L);  /* number of arguments */
   int i;
+  size_t l;
+  const char *line;
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
   for (i = 1; i <= n; i++) {  /* for each argument */
-    size_t l;
-    const char *s = luaL_tolstring(L, i, &l);  /* convert it to string */
     if (i > 1)  /* not the first element? */
-      lua_writestring("\t", 1);  /* add a tab before it */
-    lua_writestring(s, l);  /* print it */
-    lua_pop(L, 1);  /* pop result */
+      luaL_addchar(&b, '\t');  /* add a tab before it */
+    luaL_tolstring(L, i, NULL);  /* convert it to string */
+    luaL_addvalue(&b);  /* add it */
   }
-  lua_writeline();
+  luaL_addchar(&b, '\n');
+  luaL_pushresult(&b);
+  line = lua_tolstring(L, -1, &l);
+  lua_writestring(line, l);
+  fflush(stdout);
   return 0;
 }
 
