@@ -255,7 +255,7 @@ fn reload_moves_a_node_with_calls_in_flight() {
 
 #[test]
 fn nowaiting_fails_at_once_and_traces_cross_nodes() {
-    let port = 21020;
+    let port = 21030;
     let server = our_server("cluster-nowait-server", "server", port, "S");
     let mut client = Node::ours(
         "cluster-nowait-client",
