@@ -4,6 +4,7 @@
 
 use super::capture::{self, Env, MAXSTACK_KEY};
 use super::charset::Charset;
+use super::coerce;
 use super::pattern::{self, Pattern};
 use super::tree::{self, CapKind, Ctx, Kind, Node, Tree};
 use super::utf::MAX_CODE_POINT;
@@ -93,7 +94,7 @@ unsafe fn lp_p(l: *mut lua_State) -> Res {
     // SAFETY: argument conversion and stack work.
     unsafe {
         ffi::luaL_checkany(l, 1);
-        pattern::get(l, 1)?;
+        coerce::get(l, 1)?;
         ffi::lua_settop(l, 1);
     }
     Ok(1)
@@ -173,7 +174,7 @@ unsafe fn lp_v(l: *mut lua_State) -> Res {
 unsafe fn lp_b(l: *mut lua_State) -> Res {
     // SAFETY: argument conversion and stack work.
     unsafe {
-        let p = pattern::get(l, 1)?;
+        let p = coerce::get(l, 1)?;
         let n = match tree::fixedlen(&p.tree, &Ctx::TOP, &mut 64) {
             Some(n) if !p.tree.open => n,
             _ => {
@@ -199,7 +200,7 @@ unsafe fn lp_b(l: *mut lua_State) -> Res {
 unsafe fn capture_of(l: *mut lua_State, kind: CapKind) -> Res {
     // SAFETY: argument conversion and stack work.
     unsafe {
-        let p = pattern::get(l, 1)?;
+        let p = coerce::get(l, 1)?;
         push_like(l, 1, Node::new(Kind::Capture(kind, 0, p.tree.clone())))
     }
 }
@@ -208,7 +209,7 @@ unsafe fn capture_of(l: *mut lua_State, kind: CapKind) -> Res {
 unsafe fn keyed(l: *mut lua_State, kind: CapKind) -> Res {
     // SAFETY: argument conversion and stack work.
     unsafe {
-        let p = pattern::get(l, 1)?;
+        let p = coerce::get(l, 1)?;
         let k = pattern::append(l, 1, 2)?;
         let node = if kind == CapKind::Runtime {
             Kind::RunTime(k, p.tree.clone())
@@ -223,7 +224,7 @@ unsafe fn keyed(l: *mut lua_State, kind: CapKind) -> Res {
 unsafe fn with_function(l: *mut lua_State, kind: CapKind) -> Res {
     // SAFETY: argument checks.
     unsafe {
-        pattern::get(l, 1)?;
+        coerce::get(l, 1)?;
         arg_type(l, 2, ffi::LUA_TFUNCTION)?;
         keyed(l, kind)
     }
@@ -312,8 +313,8 @@ unsafe fn lp_cc(l: *mut lua_State) -> Res {
 unsafe fn operands<'a>(l: *mut lua_State) -> Result<(&'a Pattern, &'a Pattern, u32, u32), Raise> {
     // SAFETY: argument conversion and stack work.
     unsafe {
-        let a = pattern::get(l, 1)?;
-        let b = pattern::get(l, 2)?;
+        let a = coerce::get(l, 1)?;
+        let b = coerce::get(l, 2)?;
         let (ksize, koff) = pattern::join(l, 1, 2)?;
         Ok((a, b, ksize, koff))
     }
@@ -322,8 +323,8 @@ unsafe fn operands<'a>(l: *mut lua_State) -> Result<(&'a Pattern, &'a Pattern, u
 unsafe fn lp_add(l: *mut lua_State) -> Res {
     // SAFETY: argument conversion and stack work.
     unsafe {
-        let a = pattern::get(l, 1)?;
-        let b = pattern::get(l, 2)?;
+        let a = coerce::get(l, 1)?;
+        let b = coerce::get(l, 2)?;
         if let (Some(x), Some(y)) = (a.tree.charset(), b.tree.charset()) {
             ffi::lua_pushnil(l);
             pattern::push(l, Node::set(x.union(&y)), 0)?;
@@ -347,8 +348,8 @@ unsafe fn lp_add(l: *mut lua_State) -> Res {
 unsafe fn lp_mul(l: *mut lua_State) -> Res {
     // SAFETY: argument conversion and stack work.
     unsafe {
-        let a = pattern::get(l, 1)?;
-        let b = pattern::get(l, 2)?;
+        let a = coerce::get(l, 1)?;
+        let b = coerce::get(l, 2)?;
         if matches!(a.tree.kind, Kind::False) || matches!(b.tree.kind, Kind::True) {
             ffi::lua_settop(l, 1);
             return Ok(1);
@@ -367,8 +368,8 @@ unsafe fn lp_mul(l: *mut lua_State) -> Res {
 unsafe fn lp_sub(l: *mut lua_State) -> Res {
     // SAFETY: argument conversion and stack work.
     unsafe {
-        let a = pattern::get(l, 1)?;
-        let b = pattern::get(l, 2)?;
+        let a = coerce::get(l, 1)?;
+        let b = coerce::get(l, 2)?;
         if let (Some(x), Some(y)) = (a.tree.charset(), b.tree.charset()) {
             ffi::lua_pushnil(l);
             pattern::push(l, Node::set(x.minus(&y)), 0)?;
@@ -386,7 +387,7 @@ unsafe fn lp_sub(l: *mut lua_State) -> Res {
 unsafe fn unary(l: *mut lua_State, make: fn(Tree) -> Kind) -> Res {
     // SAFETY: argument conversion and stack work.
     unsafe {
-        let p = pattern::get(l, 1)?;
+        let p = coerce::get(l, 1)?;
         push_like(l, 1, Node::new(make(p.tree.clone())))
     }
 }
@@ -403,7 +404,7 @@ fn copies(p: &Tree, n: u64) -> Tree {
 unsafe fn lp_pow(l: *mut lua_State) -> Res {
     // SAFETY: argument conversion and stack work.
     unsafe {
-        let p = pattern::get(l, 1)?;
+        let p = coerce::get(l, 1)?;
         let n = arg_integer(l, 2)?;
         let t = &p.tree;
         let tree = if n >= 0 {
@@ -437,7 +438,7 @@ unsafe fn lp_pow(l: *mut lua_State) -> Res {
 unsafe fn lp_div(l: *mut lua_State) -> Res {
     // SAFETY: argument reads.
     unsafe {
-        pattern::get(l, 1)?;
+        coerce::get(l, 1)?;
         match ffi::lua_type(l, 2) {
             ffi::LUA_TSTRING => keyed(l, CapKind::String),
             ffi::LUA_TTABLE => keyed(l, CapKind::Query),
@@ -447,7 +448,7 @@ unsafe fn lp_div(l: *mut lua_State) -> Res {
                 if !(0..=i16::MAX as i64).contains(&n) {
                     return Err(Raise::arg(2, format_args!("invalid number")));
                 }
-                let p = pattern::get(l, 1)?;
+                let p = coerce::get(l, 1)?;
                 push_like(
                     l,
                     1,
@@ -494,7 +495,7 @@ unsafe fn lp_match(l: *mut lua_State) -> Res {
     // belong to the pattern or to a userdata on the stack), as capture code that may
     // raise requires.
     unsafe {
-        let p = pattern::get(l, 1)?;
+        let p = coerce::get(l, 1)?;
         let subject = arg_bytes(l, 2)?;
         let init = init_position(arg_opt_integer(l, 3, 1)?, subject.len());
         let nargs = (ffi::lua_gettop(l) - 3).max(0);
@@ -627,7 +628,7 @@ unsafe fn lp_type(l: *mut lua_State) -> Res {
 unsafe fn lp_ptree(l: *mut lua_State) -> Res {
     // SAFETY: argument conversion.
     unsafe {
-        let p = pattern::get(l, 1)?;
+        let p = coerce::get(l, 1)?;
         println!("{}", super::print::tree(&p.tree));
     }
     Ok(0)
@@ -636,7 +637,7 @@ unsafe fn lp_ptree(l: *mut lua_State) -> Res {
 unsafe fn lp_pcode(l: *mut lua_State) -> Res {
     // SAFETY: argument conversion.
     unsafe {
-        let p = pattern::get(l, 1)?;
+        let p = coerce::get(l, 1)?;
         if p.tree.open {
             return Err(raise!("pattern has open calls"));
         }

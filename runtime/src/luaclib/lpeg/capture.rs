@@ -9,11 +9,28 @@
 //! userdata), so an error may unwind through them.
 
 use super::tree::CapKind;
-use super::vm::Cap;
 use crate::lua::raise::{raise, Lossy, Raise};
 use crate::lua::stack::push_bytes;
 use mlua::ffi::{self, lua_State};
 use std::ffi::{c_int, c_void};
+
+/// A capture entry. An open entry (`len == OPEN`) is closed by a later `Close` entry;
+/// any other entry spans `len` bytes from `s`.
+#[derive(Clone, Copy, Debug)]
+pub struct Cap {
+    pub s: usize,
+    pub len: usize,
+    pub k: u32,
+    pub kind: CapKind,
+}
+
+pub const OPEN: usize = usize::MAX;
+
+impl Cap {
+    pub fn is_open(&self) -> bool {
+        self.len == OPEN
+    }
+}
 
 /// Deepest nesting of captures evaluated.
 const MAX_NESTING: u32 = 200;

@@ -4,7 +4,6 @@
 //! argument that stands for a pattern (strings, numbers, booleans, tables, functions).
 
 use super::compile::{self, Program};
-use super::grammar;
 use super::tree::{CapKind, Kind, Node, Tree, MAX_DEPTH};
 use super::vm::Buffers;
 use crate::lua::raise::{raise, Lossy, Raise};
@@ -266,54 +265,6 @@ pub unsafe fn append(l: *mut lua_State, p: c_int, v: c_int) -> Result<u32, Raise
         ffi::lua_rotate(l, -2, 1);
         ffi::lua_settop(l, -2);
         Ok(k + 1)
-    }
-}
-
-/// The argument at `idx` as a pattern, converting (in place, on the stack) a value
-/// that stands for one.
-///
-/// # Safety
-/// `l` must be a valid Lua state; `idx` an existing argument slot.
-pub unsafe fn get<'a>(l: *mut lua_State, idx: c_int) -> Result<&'a Pattern, Raise> {
-    // SAFETY: stack work; every new pattern replaces the argument, which keeps it.
-    unsafe {
-        let idx = ffi::lua_absindex(l, idx);
-        if let Some(p) = test(l, idx) {
-            return Ok(p);
-        }
-        match ffi::lua_type(l, idx) {
-            ffi::LUA_TSTRING => {
-                let s = crate::lua::stack::to_bytes(l, idx).unwrap_or(&[]);
-                ffi::lua_pushnil(l);
-                push(l, literal(s), 0)?;
-            }
-            ffi::LUA_TNUMBER => {
-                let mut isnum = 0;
-                let n = ffi::lua_tointegerx(l, idx, &mut isnum);
-                if isnum == 0 {
-                    return Err(raise!("number has no integer representation"));
-                }
-                ffi::lua_pushnil(l);
-                push(l, any(n)?, 0)?;
-            }
-            ffi::LUA_TBOOLEAN => {
-                let kind = if ffi::lua_toboolean(l, idx) != 0 {
-                    Kind::True
-                } else {
-                    Kind::False
-                };
-                ffi::lua_pushnil(l);
-                push(l, Node::new(kind), 0)?;
-            }
-            ffi::LUA_TFUNCTION => {
-                push_ktable1(l, idx);
-                push(l, Node::new(Kind::RunTime(1, Node::leaf_true())), 1)?;
-            }
-            ffi::LUA_TTABLE => grammar::build(l, idx)?,
-            _ => return Err(Raise::Type(idx, c"pattern")),
-        }
-        ffi::lua_replace(l, idx);
-        test(l, idx).ok_or_else(|| raise!("pattern expected"))
     }
 }
 

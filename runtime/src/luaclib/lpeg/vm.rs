@@ -6,28 +6,10 @@
 //! environment runs under a protected call; its values stay on the Lua stack and are
 //! dropped again when the match backtracks past them.
 
-use super::capture::{self, Env};
+use super::capture::{self, Cap, Env, OPEN};
 use super::compile::{Op, Program};
 use super::tree::CapKind;
 use crate::lua::raise::{raise, Raise};
-
-/// A capture entry. An open entry (`len == OPEN`) is closed by a later `Close` entry;
-/// any other entry spans `len` bytes from `s`.
-#[derive(Clone, Copy, Debug)]
-pub struct Cap {
-    pub s: usize,
-    pub len: usize,
-    pub k: u32,
-    pub kind: CapKind,
-}
-
-pub const OPEN: usize = usize::MAX;
-
-impl Cap {
-    pub fn is_open(&self) -> bool {
-        self.len == OPEN
-    }
-}
 
 /// A backtrack entry: a choice point, or a return address when `s == CALL`.
 #[derive(Clone, Copy)]
