@@ -16,6 +16,7 @@ pub mod lshared;
 pub mod raise;
 pub mod stack;
 pub mod stdlibs;
+mod warn;
 
 #[cfg(test)]
 mod patch_tests;
