@@ -20,14 +20,14 @@ const INITIAL_CAPACITY: usize = 64;
 struct State {
     messages: VecDeque<Message>,
     in_global: bool,
-    retired: bool,
     released: bool,
     overload_threshold: usize,
 }
 
 pub struct ServiceQueue {
     state: Mutex<State>,
-    /// `State::retired`, readable without the lock by the worker ending a batch.
+    /// Set once, under `state`'s lock (so pops and `in_global` see it in order), and
+    /// read without it by the worker ending a batch.
     retired: AtomicBool,
 }
 
@@ -65,7 +65,6 @@ impl ServiceQueue {
             state: Mutex::new(State {
                 messages: VecDeque::with_capacity(INITIAL_CAPACITY),
                 in_global: true,
-                retired: false,
                 released: false,
                 overload_threshold: OVERLOAD_THRESHOLD,
             }),
@@ -91,7 +90,7 @@ impl ServiceQueue {
     /// the worker can release the service.
     pub fn pop(&self) -> Popped {
         let mut s = self.state.lock();
-        if s.retired {
+        if self.is_retired() {
             return Popped::Retired;
         }
         match s.messages.pop_front() {
@@ -124,7 +123,7 @@ impl ServiceQueue {
     /// putting it back only for the next pop to find nothing.
     pub fn idle_if_empty(&self) -> bool {
         let mut s = self.state.lock();
-        if !s.messages.is_empty() || s.retired {
+        if !s.messages.is_empty() || self.is_retired() {
             return false;
         }
         s.overload_threshold = OVERLOAD_THRESHOLD;
@@ -141,7 +140,6 @@ impl ServiceQueue {
     /// releases the service.
     pub fn retire(&self) -> bool {
         let mut s = self.state.lock();
-        s.retired = true;
         self.retired.store(true, Ordering::Release);
         if s.in_global {
             false

@@ -28,28 +28,32 @@ const WEIGHTS: [i32; 32] = [
     3, 3,
 ];
 
+/// Workers asleep on the condition variable. `count` changes only under `lock`, so a
+/// waker holding the lock sees every sleeper that could miss its notify; it is atomic
+/// so a busy worker can glance at it without the lock.
 struct Sleepers {
-    count: Mutex<usize>,
+    lock: Mutex<()>,
+    count: AtomicUsize,
     cond: Condvar,
 }
 
 static SLEEPERS: LazyLock<Sleepers> = LazyLock::new(|| Sleepers {
-    count: Mutex::new(0),
+    lock: Mutex::new(()),
+    count: AtomicUsize::new(0),
     cond: Condvar::new(),
 });
 static QUIT: AtomicBool = AtomicBool::new(false);
 static WORKERS: AtomicU32 = AtomicU32::new(0);
 static SIGHUP: AtomicBool = AtomicBool::new(false);
-/// Workers asleep on the condition variable (`SLEEPERS.count`, read without its lock).
-static ASLEEP: AtomicUsize = AtomicUsize::new(0);
 /// A busy worker asked for help and no idle worker has looked for work since.
 static HELP_ASKED: AtomicBool = AtomicBool::new(false);
 
 /// Wakes one sleeping worker if at least `min_sleeping` workers are asleep; false if
 /// none was woken.
 pub fn wakeup(min_sleeping: usize) -> bool {
-    let count = SLEEPERS.count.lock();
-    let wake = *count >= min_sleeping && *count > 0;
+    let _guard = SLEEPERS.lock.lock();
+    let count = SLEEPERS.count.load(Ordering::Relaxed);
+    let wake = count >= min_sleeping && count > 0;
     if wake {
         SLEEPERS.cond.notify_one();
     }
@@ -58,7 +62,8 @@ pub fn wakeup(min_sleeping: usize) -> bool {
 
 /// How many workers sleep for want of work (not counting one polling the sockets).
 pub fn sleeping() -> usize {
-    *SLEEPERS.count.lock()
+    let _guard = SLEEPERS.lock.lock();
+    SLEEPERS.count.load(Ordering::Relaxed)
 }
 
 /// Wakes one worker only when all of them sleep (what the socket thread does).
@@ -79,7 +84,7 @@ fn ask_for_help() {
     if HELP_ASKED.load(Ordering::Relaxed) || !context::scheduled().has_work() {
         return;
     }
-    if ASLEEP.load(Ordering::Relaxed) == 0 && !socket::worker_polls() {
+    if SLEEPERS.count.load(Ordering::Relaxed) == 0 && !socket::worker_polls() {
         return;
     }
     if HELP_ASKED.swap(true, Ordering::AcqRel) {
@@ -164,16 +169,15 @@ fn worker(monitor: Arc<Monitor>, weight: i32) {
                 HELP_ASKED.store(false, Ordering::Release);
                 continue;
             }
-            let mut count = SLEEPERS.count.lock();
-            *count += 1;
-            ASLEEP.fetch_add(1, Ordering::Relaxed);
+            let mut guard = SLEEPERS.lock.lock();
+            SLEEPERS.count.fetch_add(1, Ordering::Relaxed);
             // Recheck under the lock so a wakeup between the failed pop and the wait is
             // not lost for long: the timer tick wakes a sleeper every 2.5 ms anyway.
             if !QUIT.load(Ordering::Acquire) && context::scheduled().is_empty() {
-                SLEEPERS.cond.wait(&mut count);
+                SLEEPERS.cond.wait(&mut guard);
             }
-            *count -= 1;
-            ASLEEP.fetch_sub(1, Ordering::Relaxed);
+            SLEEPERS.count.fetch_sub(1, Ordering::Relaxed);
+            drop(guard);
             HELP_ASKED.store(false, Ordering::Release);
         }
     }
@@ -190,7 +194,7 @@ fn timer_thread() {
     }
     crate::socket::exit();
     QUIT.store(true, Ordering::Release);
-    let _guard = SLEEPERS.count.lock();
+    let _guard = SLEEPERS.lock.lock();
     SLEEPERS.cond.notify_all();
 }
 
